@@ -1,0 +1,14 @@
+//! The hub's shared kernel: the store (SQLite or PostgreSQL), roles and permissions, the
+//! configurable list of domains, secrets (password and token hashing) and the JSON error shape
+//! every API answer uses.
+//!
+//! It knows nothing of alerts, incidents or any other module; modules depend on it.
+
+pub mod domain;
+pub mod http;
+pub mod role;
+pub mod secret;
+pub mod store;
+pub mod time;
+
+pub use vigie_source::Level;
