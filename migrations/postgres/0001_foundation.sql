@@ -46,6 +46,9 @@ CREATE TABLE alerts (
     last_seen       TIMESTAMPTZ NOT NULL,
     updated_at      TIMESTAMPTZ NOT NULL,
     cleared_at      TIMESTAMPTZ,
+    -- when a cleared alert was raised again, and how often: flapping shows here
+    reopened_at     TIMESTAMPTZ,
+    reopen_count    BIGINT NOT NULL DEFAULT 0,
     incident_id     BIGINT
 );
 -- At most one alert per fingerprint is a deduplication target: any state but archived or deleted.

@@ -46,6 +46,9 @@ CREATE TABLE alerts (
     last_seen       TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
     cleared_at      TEXT,
+    -- when a cleared alert was raised again, and how often: flapping shows here
+    reopened_at     TEXT,
+    reopen_count    INTEGER NOT NULL DEFAULT 0,
     incident_id     INTEGER
 );
 -- At most one alert per fingerprint is a deduplication target: any state but archived or deleted.

@@ -192,6 +192,9 @@ pub enum IngestError {
     /// The store could not take the write (down, read-only, timed out).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the write for another reason (a defect, not the caller's input).
+    #[error("the store refused the write: {0}")]
+    Failed(String),
     /// The pipeline is stopping or saturated past its wait limit.
     #[error("the ingestion queue is full or closed")]
     Overloaded,

@@ -1,6 +1,7 @@
 //! The record being qualified: a [`RawRecord`] after normalisation, carrying what the rules have
 //! decided so far.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use vigie_core::Level;
 use vigie_source::RawRecord;
@@ -21,6 +22,8 @@ pub struct Candidate {
     /// Whether the source itself carried a level (rules' `has_severity`).
     pub level_given: bool,
     pub source_severity: Option<i32>,
+    /// When the source says it happened; the time of receipt when it does not say.
+    pub occurred_at: Option<DateTime<Utc>>,
     pub attributes: Map<String, Value>,
     pub raw: Option<Value>,
     pub clear: bool,
@@ -44,6 +47,7 @@ impl Candidate {
             level_given: raw.level.is_some(),
             level: raw.level,
             source_severity: raw.source_severity,
+            occurred_at: raw.occurred_at,
             attributes: raw.attributes,
             raw: raw.raw,
             clear: raw.clear,

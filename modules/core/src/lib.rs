@@ -9,6 +9,8 @@ pub mod http;
 pub mod role;
 pub mod secret;
 pub mod store;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod time;
 
 pub use vigie_source::Level;

@@ -1,0 +1,199 @@
+//! Normalisation: the first step of the pipeline. Every record, whatever its source, is checked
+//! here before anything is written; a record that fails is refused with the field and the reason.
+
+use serde_json::{Map, Value};
+use vigie_core::domain::Domains;
+use vigie_source::{RawRecord, RecordError};
+
+use crate::candidate::Candidate;
+
+/// Size limits of a record's parts.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub source: usize,
+    pub resource: usize,
+    pub source_ref: usize,
+    pub message: usize,
+    /// Serialised size of `attributes`.
+    pub attributes: usize,
+    /// Serialised size of `raw`.
+    pub raw: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            source: 100,
+            resource: 255,
+            source_ref: 255,
+            message: 16 * 1024,
+            attributes: 64 * 1024,
+            raw: 256 * 1024,
+        }
+    }
+}
+
+/// Checks one record and turns it into a [`Candidate`]. All problems of the record are pushed to
+/// `problems`; `None` when there was at least one.
+pub fn normalize(
+    index: usize,
+    mut raw: RawRecord,
+    domains: &Domains,
+    limits: &Limits,
+    problems: &mut Vec<RecordError>,
+) -> Option<Candidate> {
+    let before = problems.len();
+    let mut problem = |field: &'static str, problem: String| {
+        problems.push(RecordError {
+            index,
+            field,
+            problem,
+        })
+    };
+
+    raw.source = raw.source.trim().to_owned();
+    raw.resource = raw.resource.trim().to_owned();
+    if let Some(p) = single_line("source", &raw.source, limits.source) {
+        problem("source", p);
+    }
+    if let Some(p) = single_line("resource", &raw.resource, limits.resource) {
+        problem("resource", p);
+    }
+    if let Some(r) = &raw.source_ref
+        && let Some(p) = single_line("source_ref", r, limits.source_ref)
+    {
+        problem("source_ref", p);
+    }
+    if raw.message.trim().is_empty() {
+        problem("message", "is empty".into());
+    } else if raw.message.len() > limits.message {
+        problem(
+            "message",
+            format!(
+                "is {} bytes long, over the limit of {}",
+                raw.message.len(),
+                limits.message
+            ),
+        );
+    } else if raw.message.contains('\0') {
+        problem("message", "contains a NUL character".into());
+    }
+    if let Some(domain) = &raw.domain
+        && !domains.contains(domain)
+    {
+        problem(
+            "domain",
+            format!(
+                "`{domain}` is not a configured domain (expected one of {})",
+                domains.ids().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+    if let Some(p) = json_problem(&Value::Object(raw.attributes.clone()), limits.attributes) {
+        problem("attributes", p);
+    }
+    if let Some(value) = &raw.raw
+        && let Some(p) = json_problem(value, limits.raw)
+    {
+        problem("raw", p);
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(Candidate::from_raw(raw))
+}
+
+/// A one-line identifier: not empty, not too long, no control characters.
+fn single_line(name: &str, value: &str, max: usize) -> Option<String> {
+    if value.is_empty() {
+        Some("is empty".into())
+    } else if value.chars().count() > max {
+        Some(format!("is longer than {max} characters"))
+    } else if value.chars().any(char::is_control) {
+        Some(format!("contains a control character (a {name} is one line of text)"))
+    } else {
+        None
+    }
+}
+
+/// Problems of a JSON part: too large once serialised, or holding a NUL (PostgreSQL refuses it).
+fn json_problem(value: &Value, max: usize) -> Option<String> {
+    if matches!(value, Value::Object(m) if m.is_empty()) {
+        return None;
+    }
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > max {
+        return Some(format!("is {size} bytes once serialised, over the limit of {max}"));
+    }
+    if holds_nul(value) {
+        return Some("contains a NUL character".into());
+    }
+    None
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => object_holds_nul(map),
+        _ => false,
+    }
+}
+
+fn object_holds_nul(map: &Map<String, Value>) -> bool {
+    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: RawRecord) -> Vec<RecordError> {
+        let mut problems = Vec::new();
+        normalize(7, raw, &Domains::default(), &Limits::default(), &mut problems);
+        problems
+    }
+
+    #[test]
+    fn a_good_record_passes_trimmed() {
+        let mut problems = Vec::new();
+        let c = normalize(
+            0,
+            RawRecord::new(" nagios ", " srv1 ", "down"),
+            &Domains::default(),
+            &Limits::default(),
+            &mut problems,
+        );
+        assert!(problems.is_empty());
+        assert_eq!(c.map(|c| (c.source, c.resource)), Some(("nagios".into(), "srv1".into())));
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let mut raw = RawRecord::new("", "a\nb", "  ");
+        raw.domain = Some("Network".into());
+        raw.source_ref = Some(String::new());
+        raw.attributes.insert("k".into(), Value::String("x\0y".into()));
+        let fields: Vec<_> = check(raw).iter().map(|p| (p.index, p.field)).collect();
+        assert_eq!(
+            fields,
+            [
+                (7, "source"),
+                (7, "resource"),
+                (7, "source_ref"),
+                (7, "message"),
+                (7, "domain"),
+                (7, "attributes")
+            ]
+        );
+    }
+
+    #[test]
+    fn oversized_parts_are_refused() {
+        let raw = RawRecord::new("s", "r", "m".repeat(16 * 1024 + 1));
+        assert_eq!(check(raw)[0].field, "message");
+        let mut raw = RawRecord::new("s", "r", "m");
+        raw.raw = Some(Value::String("x".repeat(300 * 1024)));
+        assert_eq!(check(raw)[0].field, "raw");
+    }
+}

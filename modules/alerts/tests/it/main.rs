@@ -1,0 +1,407 @@
+//! The ingestion pipeline against a real store: each test on its own fresh database, on the
+//! backend the test command selected (`VIGIE_TEST_DATABASE`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use vigie_alerts::model::Change;
+use vigie_alerts::pipeline::{Pipeline, PipelineSettings};
+use vigie_alerts::repo::{self, AlertFilter};
+use vigie_alerts::rules::RuleSet;
+use vigie_core::Level;
+use vigie_core::domain::Domains;
+use vigie_core::store::Store;
+use vigie_core::testing::TestDb;
+use vigie_source::{Checkpoint, Effect, IngestError, RawRecord, Submission};
+
+struct Hub {
+    _db: TestDb,
+    store: Store,
+    pipeline: Pipeline,
+}
+
+async fn hub() -> Hub {
+    let db = TestDb::create().await.expect("test database");
+    let store = db.store().await.expect("store");
+    let pipeline = start(&store);
+    Hub {
+        _db: db,
+        store,
+        pipeline,
+    }
+}
+
+/// A pipeline with the shipped rules and its writer running.
+fn start(store: &Store) -> Pipeline {
+    let rules = RuleSet::shipped(&Domains::default()).expect("shipped rules");
+    let (pipeline, writer) =
+        Pipeline::new(store.clone(), PipelineSettings::default(), Arc::new(rules));
+    tokio::spawn(writer.run());
+    pipeline
+}
+
+fn rec(resource: &str, message: &str, level: Option<Level>) -> RawRecord {
+    let mut r = RawRecord::new("tool", resource, message);
+    r.level = level;
+    r
+}
+
+async fn submit(p: &Pipeline, records: Vec<RawRecord>) -> Vec<(Option<i64>, Effect)> {
+    p.submit(Submission {
+        records,
+        checkpoint: None,
+    })
+    .await
+    .expect("submission stored")
+    .into_iter()
+    .map(|o| (o.alert_id, o.effect))
+    .collect()
+}
+
+async fn all(store: &Store) -> Vec<vigie_alerts::model::Alert> {
+    repo::list(
+        store,
+        &AlertFilter {
+            limit: 1000,
+            ..AlertFilter::default()
+        },
+    )
+    .await
+    .expect("list")
+}
+
+#[tokio::test]
+async fn syslog_scale_is_qualified_by_the_reference_mapping() {
+    let h = hub().await;
+    let mut records = Vec::new();
+    for sev in 0..8 {
+        let mut r = RawRecord::new("syslog", format!("rtr{sev}"), "link down");
+        r.source_severity = Some(sev);
+        records.push(r);
+    }
+    let outcomes = submit(&h.pipeline, records).await;
+    let effects: Vec<Effect> = outcomes.iter().map(|o| o.1).collect();
+    assert_eq!(&effects[..5], [Effect::Created; 5]);
+    assert_eq!(&effects[5..], [Effect::Dropped; 3]);
+    let mut alerts = all(&h.store).await;
+    alerts.sort_by_key(|a| a.id);
+    let levels: Vec<i32> = alerts.iter().map(|a| a.severity).collect();
+    assert_eq!(levels, [2, 2, 1, 0, 0]);
+    assert!(alerts.iter().all(|a| a.domain == "network"));
+    assert_eq!(alerts[0].message, "rtr0 link down");
+    assert_eq!(alerts[2].source_severity, Some(2));
+}
+
+#[tokio::test]
+async fn a_level_given_by_the_source_is_kept() {
+    let h = hub().await;
+    let mut r = rec("db1", "tablespace full", Some(Level::Low));
+    r.source_severity = Some(0);
+    r.domain = Some("applications".into());
+    submit(&h.pipeline, vec![r]).await;
+    let a = &all(&h.store).await[0];
+    assert_eq!((a.severity, a.domain.as_str()), (0, "applications"));
+    assert_eq!(a.message, "tablespace full");
+}
+
+#[tokio::test]
+async fn duplicates_increment_count_and_last_seen() {
+    let h = hub().await;
+    let first = submit(&h.pipeline, vec![rec("srv1", "disk 91% full", Some(Level::Warning))]).await;
+    let again = submit(
+        &h.pipeline,
+        vec![
+            rec("srv1", "disk 92% full", Some(Level::Critical)),
+            rec("srv1", "disk 93% full", Some(Level::Critical)),
+        ],
+    )
+    .await;
+    assert_eq!(first[0].1, Effect::Created);
+    assert_eq!(again, [(first[0].0, Effect::Deduplicated); 2]);
+    let alerts = all(&h.store).await;
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(a.count, 2);
+    assert_eq!(a.severity, 2, "the latest level wins");
+    assert_eq!(a.message, "disk 93% full");
+    assert!(a.last_seen >= a.occurred_at);
+    // Another resource is another alert.
+    submit(&h.pipeline, vec![rec("srv2", "disk 91% full", Some(Level::Warning))]).await;
+    assert_eq!(all(&h.store).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_same_source_ref_is_stored_once() {
+    let h = hub().await;
+    let mut r = rec("srv1", "ticket 42 opened", Some(Level::Warning));
+    r.source_ref = Some("42".into());
+    let first = submit(&h.pipeline, vec![r.clone(), r.clone()]).await;
+    let second = submit(&h.pipeline, vec![r.clone()]).await;
+    assert_eq!(first[0].1, Effect::Created);
+    assert_eq!(first[1], (first[0].0, Effect::Replayed));
+    assert_eq!(second[0], (first[0].0, Effect::Replayed));
+    let alerts = all(&h.store).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].count, 0, "replays count nothing");
+    assert_eq!(alerts[0].source_ref.as_deref(), Some("42"));
+
+    // A record absorbed as a duplicate is recognised too when it comes again.
+    let mut dup = rec("srv1", "ticket 43 opened", Some(Level::Warning));
+    dup.source_ref = Some("43".into());
+    assert_eq!(submit(&h.pipeline, vec![dup.clone()]).await[0].1, Effect::Deduplicated);
+    assert_eq!(submit(&h.pipeline, vec![dup]).await[0].1, Effect::Replayed);
+    assert_eq!(all(&h.store).await[0].count, 1);
+}
+
+#[tokio::test]
+async fn a_replayed_record_with_new_content_updates_its_alert() {
+    let h = hub().await;
+    let mut r = rec("glpi", "Printer jammed", Some(Level::Low));
+    r.source_ref = Some("ticket-7".into());
+    submit(&h.pipeline, vec![r.clone()]).await;
+    r.level = Some(Level::Critical);
+    r.attributes.insert("priority".into(), json!(6));
+    let mut events = h.pipeline.subscribe();
+    let out = submit(&h.pipeline, vec![r]).await;
+    assert_eq!(out[0].1, Effect::Replayed);
+    let a = &all(&h.store).await[0];
+    assert_eq!((a.severity, a.count), (2, 0));
+    assert_eq!(a.attributes.0["priority"], json!(6));
+    let event = events.recv().await.expect("update published");
+    assert_eq!((event.alert_id, event.change), (a.id, Change::Updated));
+}
+
+#[tokio::test]
+async fn clears_close_the_alert_and_a_new_raise_reopens_it() {
+    let h = hub().await;
+    let mut raise = rec("srv1", "service httpd down", Some(Level::Critical));
+    raise.source_ref = Some("ev-1".into());
+    let id = submit(&h.pipeline, vec![raise.clone()]).await[0].0;
+
+    let mut clear = raise.clone();
+    clear.clear = true;
+    assert_eq!(submit(&h.pipeline, vec![clear.clone()]).await[0], (id, Effect::Cleared));
+    let a = repo::get(&h.store, id.unwrap()).await.unwrap().unwrap();
+    assert_eq!(a.state, "cleared");
+    assert!(a.cleared_at.is_some());
+    // Delivered again, the clear changes nothing.
+    assert_eq!(submit(&h.pipeline, vec![clear]).await[0].1, Effect::Replayed);
+
+    let mut again = rec("srv1", "service httpd down", Some(Level::Critical));
+    again.source_ref = Some("ev-2".into());
+    assert_eq!(submit(&h.pipeline, vec![again]).await[0], (id, Effect::Reopened));
+    let a = repo::get(&h.store, id.unwrap()).await.unwrap().unwrap();
+    assert_eq!((a.state.as_str(), a.reopen_count, a.count), ("new", 1, 1));
+    assert!(a.cleared_at.is_none() && a.reopened_at.is_some());
+}
+
+#[tokio::test]
+async fn clears_by_event_and_by_resource() {
+    let h = hub().await;
+    let mut down = rec("sw1", "port 3 down", Some(Level::Warning));
+    down.attributes.insert("event".into(), json!("port3"));
+    let other = rec("sw1", "fan failure", Some(Level::Warning));
+    let elsewhere = rec("sw2", "fan failure", Some(Level::Warning));
+    submit(&h.pipeline, vec![down, other, elsewhere]).await;
+
+    // A clear naming its event clears that alert only, whatever its message says.
+    let mut up = rec("sw1", "port 3 up", None);
+    up.attributes.insert("event".into(), json!("port3"));
+    up.clear = true;
+    assert_eq!(submit(&h.pipeline, vec![up]).await[0].1, Effect::Cleared);
+    let live = |alerts: &[vigie_alerts::model::Alert]| {
+        alerts.iter().filter(|a| a.state != "cleared").count()
+    };
+    assert_eq!(live(&all(&h.store).await), 2);
+
+    // A clear without event clears the whole resource of that source.
+    let mut all_clear = rec("sw1", "all good", None);
+    all_clear.clear = true;
+    assert_eq!(submit(&h.pipeline, vec![all_clear.clone()]).await[0].1, Effect::Cleared);
+    let alerts = all(&h.store).await;
+    assert_eq!(live(&alerts), 1);
+    assert!(alerts.iter().any(|a| a.resource == "sw2" && a.state == "new"));
+    assert_eq!(submit(&h.pipeline, vec![all_clear]).await[0], (None, Effect::NothingToClear));
+}
+
+#[tokio::test]
+async fn order_inside_one_submission_is_respected() {
+    let h = hub().await;
+    let raise = rec("srv9", "load high", Some(Level::Warning));
+    let mut clear = rec("srv9", "load normal", None);
+    clear.clear = true;
+    let out = submit(&h.pipeline, vec![raise.clone(), raise.clone(), clear.clone(), raise]).await;
+    let effects: Vec<Effect> = out.iter().map(|o| o.1).collect();
+    assert_eq!(
+        effects,
+        [Effect::Created, Effect::Deduplicated, Effect::Cleared, Effect::Reopened]
+    );
+    let a = &all(&h.store).await[0];
+    assert_eq!((a.state.as_str(), a.count, a.reopen_count), ("new", 2, 1));
+    let out = submit(&h.pipeline, vec![clear]).await;
+    assert_eq!(out[0].1, Effect::Cleared);
+}
+
+#[tokio::test]
+async fn a_bad_record_rejects_the_whole_submission_and_its_checkpoint() {
+    let h = hub().await;
+    let mut bad = rec("srv1", "x", None);
+    bad.domain = Some("nowhere".into());
+    let result = h
+        .pipeline
+        .submit(Submission {
+            records: vec![rec("srv1", "fine", None), bad],
+            checkpoint: Some(Checkpoint {
+                source: "tool".into(),
+                position: "10".into(),
+            }),
+        })
+        .await;
+    match result {
+        Err(IngestError::Invalid(problems)) => {
+            assert_eq!((problems[0].index, problems[0].field), (1, "domain"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(all(&h.store).await.is_empty());
+    assert_eq!(repo::checkpoint(&h.store, "tool").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_committed_with_its_records() {
+    let h = hub().await;
+    for position in ["5", "9"] {
+        h.pipeline
+            .submit(Submission {
+                records: vec![rec("srv1", &format!("row {position}"), None)],
+                checkpoint: Some(Checkpoint {
+                    source: "tool".into(),
+                    position: position.into(),
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(repo::checkpoint(&h.store, "tool").await.unwrap().as_deref(), Some("9"));
+    assert_eq!(all(&h.store).await[0].count, 1);
+}
+
+#[tokio::test]
+async fn two_hubs_on_one_store_never_split_an_alert() {
+    let h = hub().await;
+    let other = start(&h.store);
+    let mut tasks = Vec::new();
+    for n in 0..16 {
+        let p = if n % 2 == 0 { h.pipeline.clone() } else { other.clone() };
+        tasks.push(tokio::spawn(async move {
+            let records = (0..25).map(|i| rec("core1", &format!("errors {i}"), None)).collect();
+            p.submit(Submission {
+                records,
+                checkpoint: None,
+            })
+            .await
+            .map(|o| o.len())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 25);
+    }
+    let alerts = all(&h.store).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].count, 16 * 25 - 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_store_refuses_and_keeps_nothing() {
+    let h = hub().await;
+    submit(&h.pipeline, vec![rec("srv1", "before", None)]).await;
+    // A second handle on the same database whose pool is closed: the store is gone for it.
+    let db_url = h._db.url.clone();
+    let gone = Store::connect(&vigie_core::store::StoreOptions::new(db_url)).await.unwrap();
+    let pipeline = start(&gone);
+    gone.close().await;
+    let result = pipeline
+        .submit(Submission {
+            records: vec![rec("srv2", "during", None)],
+            checkpoint: None,
+        })
+        .await;
+    assert!(matches!(result, Err(IngestError::Unavailable(_))), "{result:?}");
+    let alerts = all(&h.store).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].resource, "srv1");
+}
+
+#[tokio::test]
+async fn changes_are_published_after_commit() {
+    let h = hub().await;
+    let mut events = h.pipeline.subscribe();
+    let id = submit(&h.pipeline, vec![rec("srv1", "boom", None)]).await[0].0.unwrap();
+    let event = events.recv().await.unwrap();
+    assert_eq!((event.alert_id, event.change), (id, Change::Created));
+    // Published only once committed: the alert is readable when the event arrives.
+    assert!(repo::get(&h.store, id).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_bad_rules_file_leaves_the_rules_in_force() {
+    let h = hub().await;
+    let path = h._db.dir.join("rules.toml");
+    std::fs::write(&path, "[[rules]]\nname = \"x\"\nwhen = { hots = \"a\" }\n").unwrap();
+    let before = h.pipeline.rules().len();
+    let problems = h.pipeline.reload_rules(Some(&path)).unwrap_err();
+    assert!(problems[0].path.contains("hots"), "{problems:?}");
+    assert_eq!(h.pipeline.rules().len(), before);
+
+    std::fs::write(
+        &path,
+        "[[rules]]\nname = \"all-critical\"\nset = { severity = 2 }\n",
+    )
+    .unwrap();
+    assert_eq!(h.pipeline.reload_rules(Some(&path)).unwrap(), 1);
+    submit(&h.pipeline, vec![rec("srv1", "anything", None)]).await;
+    assert_eq!(all(&h.store).await[0].severity, 2);
+}
+
+#[tokio::test]
+async fn lists_filter_and_page_by_keyset() {
+    let h = hub().await;
+    let mut records = Vec::new();
+    for i in 0..30 {
+        let mut r = rec(&format!("host{i:02}"), "probe failed", Some(Level::from_number(i % 3).unwrap()));
+        r.domain = Some(if i % 2 == 0 { "network" } else { "systems" }.into());
+        records.push(r);
+    }
+    submit(&h.pipeline, records).await;
+    let page = |after_id: Option<i64>| AlertFilter {
+        severities: vec![2],
+        after_id,
+        limit: 4,
+        ..AlertFilter::default()
+    };
+    let first = repo::list(&h.store, &page(None)).await.unwrap();
+    let second = repo::list(&h.store, &page(first.last().map(|a| a.id))).await.unwrap();
+    let third = repo::list(&h.store, &page(second.last().map(|a| a.id))).await.unwrap();
+    assert_eq!((first.len(), second.len(), third.len()), (4, 4, 2));
+    let mut ids: Vec<i64> = first.iter().chain(&second).chain(&third).map(|a| a.id).collect();
+    assert!(first.iter().chain(&second).chain(&third).all(|a| a.severity == 2));
+    ids.dedup();
+    assert_eq!(ids.len(), 10, "no alert twice across pages");
+
+    let text = AlertFilter {
+        text: Some("HOST0".into()),
+        domains: vec!["network".into()],
+        limit: 100,
+        ..AlertFilter::default()
+    };
+    let found = repo::list(&h.store, &text).await.unwrap();
+    assert_eq!(found.len(), 5, "host00..host08, even ones");
+    let wildcard = AlertFilter {
+        text: Some("%".into()),
+        limit: 100,
+        ..AlertFilter::default()
+    };
+    assert!(repo::list(&h.store, &wildcard).await.unwrap().is_empty());
+}

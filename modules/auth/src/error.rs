@@ -1,0 +1,64 @@
+//! The auth module's error, mapped once to HTTP.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use actix_web::{HttpResponse, ResponseError};
+use vigie_core::http::json_error;
+use vigie_core::role::Permission;
+use vigie_core::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send `Authorization: Bearer TOKEN`")]
+    MissingToken,
+    #[error("invalid or revoked token")]
+    InvalidToken,
+    #[error("your role does not allow this action")]
+    Forbidden(Permission),
+    #[error("{field}: {problem}")]
+    Invalid { field: &'static str, problem: String },
+    #[error("the login `{0}` is already taken")]
+    LoginTaken(String),
+    #[error("no user with login `{0}`")]
+    UnknownLogin(String),
+    #[error("the user `{0}` is disabled")]
+    Disabled(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] vigie_core::secret::SecretError),
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AuthError::MissingToken | AuthError::InvalidToken => StatusCode::UNAUTHORIZED,
+            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthError::Invalid { .. } | AuthError::UnknownLogin(_) | AuthError::Disabled(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            AuthError::LoginTaken(_) => StatusCode::CONFLICT,
+            AuthError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Store(_) | AuthError::Secret(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let message = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "the store is unavailable, try again later".to_owned(),
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(error = %self, "Authentication failed internally.");
+                "internal error".to_owned()
+            }
+            _ => self.to_string(),
+        };
+        let mut response = json_error(status, &message, &[]);
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,257 @@
+//! `vigie serve`: opens the store, starts the ingestion writer and the HTTP server, and stops
+//! them in order so that nothing accepted is lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Service;
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpResponse, HttpServer, middleware, web};
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use vigie_alerts::api::{ApiLimits, RulesFile};
+use vigie_alerts::normalize::Limits;
+use vigie_alerts::pipeline::{Pipeline, PipelineSettings, SourceDefaults};
+use vigie_core::http::json_error;
+use vigie_core::store::Store;
+
+use crate::cli::{load_rules, open_store};
+use crate::config::Config;
+
+/// How long a stop waits for the writer to drain the queue.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn pipeline_settings(config: &Config) -> PipelineSettings {
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                SourceDefaults {
+                    domain: s.domain.clone(),
+                    fingerprint: s.fingerprint.clone(),
+                },
+            )
+        })
+        .collect::<HashMap<_, _>>();
+    PipelineSettings {
+        queue_capacity: config.pipeline.queue_capacity,
+        batch_max: config.pipeline.batch_max,
+        submit_timeout: config.pipeline.submit_timeout,
+        domains: config.domains.clone(),
+        limits: Limits::default(),
+        default_domain: config.pipeline.default_domain.clone(),
+        default_level: config.pipeline.default_severity,
+        fingerprint: config.pipeline.fingerprint.clone(),
+        sources,
+    }
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    const SECONDS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    const RECORDS: &[f64] = &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0];
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)?
+        .set_buckets_for_metric(Matcher::Suffix("_records".into()), RECORDS)?
+        .install_recorder()
+        .context("cannot install the metrics recorder")
+}
+
+pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let metrics = install_metrics()?;
+    let store = open_store(&config).await?;
+    if let Some(admin) = vigie_auth::ensure_initial_admin(&store).await? {
+        // Printed once, on stdout, never logged.
+        println!(
+            "Initial administrator created: login `{}`, one-time password `{}` (shown only now; change it at first login).",
+            admin.login, admin.password
+        );
+    }
+    let rules = load_rules(&config).map_err(|problems| {
+        for p in &problems {
+            tracing::error!(problem = %p, "Rules file problem.");
+        }
+        anyhow::anyhow!("the qualification rules have {} problem(s)", problems.len())
+    })?;
+    tracing::info!(rules = rules.len(), "Qualification rules loaded.");
+    for source in &config.sources {
+        tracing::warn!(
+            source = %source.name,
+            kind = source.kind.as_str(),
+            "Source configured, but this build has no poller for its kind yet: it is not polled."
+        );
+    }
+
+    let (pipeline, writer) = Pipeline::new(store.clone(), pipeline_settings(&config), Arc::new(rules));
+    let writer = tokio::spawn(writer.run());
+    let reloader = spawn_rules_reloader(pipeline.clone(), config.pipeline.rules_file.clone());
+    let upkeep = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        })
+    };
+
+    let listener = std::net::TcpListener::bind(config.http.listen)
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let address = listener.local_addr()?;
+    let workers = match config.http.workers {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+    let state = AppState {
+        store: web::Data::new(store.clone()),
+        pipeline: web::Data::new(pipeline.clone()),
+        metrics: web::Data::new(metrics),
+        limits: web::Data::new(ApiLimits {
+            max_body_bytes: config.http.max_body_bytes,
+            max_batch: config.http.max_batch,
+        }),
+        rules_file: web::Data::new(RulesFile(config.pipeline.rules_file.clone())),
+    };
+    let server = HttpServer::new(move || app(state.clone()))
+        .workers(workers)
+        .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+        .listen(listener)?
+        .run();
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        backend = store.backend().name(),
+        "Vigie listening on http://{address}"
+    );
+    server.await.context("the HTTP server failed")?;
+
+    // The server has stopped taking requests; let the writer drain what was accepted.
+    reloader.abort();
+    upkeep.abort();
+    drop(pipeline);
+    match tokio::time::timeout(DRAIN_TIMEOUT, writer).await {
+        Ok(_) => tracing::info!("Ingestion queue drained."),
+        Err(_) => tracing::error!("The ingestion queue did not drain in time."),
+    }
+    store.close().await;
+    tracing::info!("Vigie stopped.");
+    Ok(())
+}
+
+/// What every HTTP worker shares.
+#[derive(Clone)]
+struct AppState {
+    store: web::Data<Store>,
+    pipeline: web::Data<Pipeline>,
+    metrics: web::Data<PrometheusHandle>,
+    limits: web::Data<ApiLimits>,
+    rules_file: web::Data<RulesFile>,
+}
+
+fn app(
+    state: AppState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state.store.clone())
+        .app_data(state.pipeline.clone())
+        .app_data(state.metrics.clone())
+        .app_data(state.limits.clone())
+        .app_data(state.rules_file.clone())
+        .wrap(
+            middleware::DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Cache-Control", "no-store")),
+        )
+        .wrap_fn(|req, srv| {
+            let started = Instant::now();
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            let method = req.method().to_string();
+            let call = srv.call(req);
+            async move {
+                let response = call.await?;
+                let status = response.status().as_u16().to_string();
+                metrics::histogram!("vigie_http_request_seconds", "route" => route.clone())
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("vigie_http_requests_total", "route" => route, "method" => method, "status" => status)
+                    .increment(1);
+                Ok(response)
+            }
+        })
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics_text))
+        .configure(vigie_alerts::api::configure)
+        .default_service(web::to(not_found))
+}
+
+/// Lets an administrator reload the rules with `kill -HUP`.
+fn spawn_rules_reloader(
+    pipeline: Pipeline,
+    file: Option<std::path::PathBuf>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                tracing::warn!("Cannot listen for SIGHUP: reload rules through the API.");
+                return;
+            };
+            while hangups.recv().await.is_some() {
+                match pipeline.reload_rules(file.as_deref()) {
+                    Ok(count) => tracing::info!(rules = count, "Qualification rules reloaded (SIGHUP)."),
+                    Err(problems) => {
+                        for p in &problems {
+                            tracing::error!(problem = %p, "Rules file problem; the rules in force are unchanged.");
+                        }
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (pipeline, file);
+        }
+    })
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+async fn readyz(store: web::Data<Store>) -> HttpResponse {
+    match store.ping(Duration::from_secs(2)).await {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Readiness check failed.");
+            json_error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable", &[])
+        }
+    }
+}
+
+async fn metrics_text(
+    metrics: web::Data<PrometheusHandle>,
+    pipeline: web::Data<Pipeline>,
+) -> HttpResponse {
+    metrics::gauge!("vigie_ingest_queue_depth").set(pipeline.queue_depth() as f64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.render())
+}
+
+async fn not_found() -> HttpResponse {
+    json_error(StatusCode::NOT_FOUND, "no such route", &[])
+}
