@@ -200,7 +200,12 @@ fn json_problem(path: &str, e: &serde_json::Error) -> FieldProblem {
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
-    let path = if path == "." { "" } else { path };
+    // Syntax errors have no meaningful path (serde_path_to_error says `?`): the body is at fault.
+    let path = if path == "." || e.is_syntax() || e.is_eof() {
+        ""
+    } else {
+        path
+    };
     let field = match (named, path) {
         (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         (Some(name), "") => name.to_owned(),
@@ -498,7 +503,7 @@ mod tests {
         );
         assert_eq!(p[0].0, "[0].occurred_at");
         let p = problems(r#"{"source":"s""#);
-        assert_eq!(p[0].0, "body");
+        assert_eq!(p[0].0, "body", "{p:?}");
         assert!(p[0].1.contains("not valid JSON"), "{p:?}");
         assert_eq!(problems("[]")[0].0, "body");
         assert_eq!(problems("42")[0].0, "body");
