@@ -15,7 +15,11 @@ use vigie_core::store::{Store, StoreOptions, redact_url};
 use crate::config::{self, Config};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigie", version, about = "Vigie supervision federator: the hub")]
+#[command(
+    name = "vigie",
+    version,
+    about = "Vigie supervision federator: the hub"
+)]
 pub(crate) struct Cli {
     /// Configuration file (TOML); else $VIGIE_CONFIG; else defaults and environment only.
     #[arg(long, global = true, value_name = "FILE")]

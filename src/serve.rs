@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use vigie_alerts::api::{ApiLimits, RulesFile};
 use vigie_alerts::normalize::Limits;
 use vigie_alerts::pipeline::{Pipeline, PipelineSettings, SourceDefaults};
-use vigie_core::http::json_error;
+use vigie_core::http::{json_error, unavailable};
 use vigie_core::store::Store;
 
 use crate::cli::{load_rules, open_store};
@@ -87,7 +87,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
 
-    let (pipeline, writer) = Pipeline::new(store.clone(), pipeline_settings(&config), Arc::new(rules));
+    let (pipeline, writer) =
+        Pipeline::new(store.clone(), pipeline_settings(&config), Arc::new(rules));
     let writer = tokio::spawn(writer.run());
     let reloader = spawn_rules_reloader(pipeline.clone(), config.pipeline.rules_file.clone());
     let upkeep = {
@@ -212,7 +213,9 @@ fn spawn_rules_reloader(
             };
             while hangups.recv().await.is_some() {
                 match pipeline.reload_rules(file.as_deref()) {
-                    Ok(count) => tracing::info!(rules = count, "Qualification rules reloaded (SIGHUP)."),
+                    Ok(count) => {
+                        tracing::info!(rules = count, "Qualification rules reloaded (SIGHUP).")
+                    }
                     Err(problems) => {
                         for p in &problems {
                             tracing::error!(problem = %p, "Rules file problem; the rules in force are unchanged.");
@@ -234,10 +237,12 @@ async fn healthz() -> HttpResponse {
 
 async fn readyz(store: web::Data<Store>) -> HttpResponse {
     match store.ping(Duration::from_secs(2)).await {
-        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n"),
         Err(e) => {
             tracing::warn!(error = %e, "Readiness check failed.");
-            json_error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable", &[])
+            unavailable("the store is unavailable")
         }
     }
 }

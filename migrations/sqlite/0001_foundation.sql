@@ -57,12 +57,14 @@ CREATE UNIQUE INDEX alerts_live_fingerprint ON alerts (fingerprint)
 CREATE INDEX alerts_last_seen ON alerts (last_seen, id);
 CREATE INDEX alerts_source_resource ON alerts (source, resource);
 
--- Every (source, source_ref) ever received, with the fingerprint it was qualified to: a record
--- delivered again is recognised even when it was absorbed as a duplicate.
+-- Every (source, source_ref) ever received, with the fingerprint it was qualified to and a digest
+-- of its content: a record delivered again is recognised (even when it was absorbed as a
+-- duplicate), and told apart from the same record updated by its source.
 CREATE TABLE alert_refs (
     source      TEXT NOT NULL,
     source_ref  TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
+    digest      TEXT NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (source, source_ref)
 );

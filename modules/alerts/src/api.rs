@@ -92,7 +92,10 @@ async fn push(
 ) -> Result<HttpResponse, AlertsError> {
     caller.require(Permission::AlertsIngest)?;
     if let Some(content_type) = req.headers().get(CONTENT_TYPE) {
-        let ct = content_type.to_str().unwrap_or_default().to_ascii_lowercase();
+        let ct = content_type
+            .to_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let essence = ct.split(';').next().unwrap_or_default().trim();
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(AlertsError::UnsupportedMediaType);
@@ -169,10 +172,16 @@ fn parse_body(bytes: &[u8]) -> Result<(Vec<PushedAlert>, bool), AlertsError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let batch = first == Some(b'[');
     if first.is_none() {
-        return Err(invalid("body", "is empty: send a JSON object or an array of objects"));
+        return Err(invalid(
+            "body",
+            "is empty: send a JSON object or an array of objects",
+        ));
     }
     if !batch && first != Some(b'{') {
-        return Err(invalid("body", "must be a JSON object or an array of objects"));
+        return Err(invalid(
+            "body",
+            "must be a JSON object or an array of objects",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = if batch {
@@ -187,7 +196,10 @@ fn parse_body(bytes: &[u8]) -> Result<(Vec<PushedAlert>, bool), AlertsError> {
     de.end()
         .map_err(|e| AlertsError::Invalid(vec![json_problem("", &e)]))?;
     if batch && alerts.is_empty() {
-        return Err(invalid("body", "is an empty array: send at least one alert"));
+        return Err(invalid(
+            "body",
+            "is an empty array: send at least one alert",
+        ));
     }
     Ok((alerts, batch))
 }
@@ -266,7 +278,10 @@ fn to_records(pushed: Vec<PushedAlert>, batch: bool) -> Result<Vec<RawRecord>, A
             None => None,
             Some(Ok(n)) => Some(n),
             Some(Err(_)) => {
-                problem("source_severity", "is out of the 32-bit integer range".into());
+                problem(
+                    "source_severity",
+                    "is out of the 32-bit integer range".into(),
+                );
                 None
             }
         };
@@ -435,7 +450,9 @@ async fn show(
     let id = raw_id
         .parse::<i64>()
         .map_err(|_| invalid("id", &format!("`{raw_id}` is not an alert id")))?;
-    let alert = repo::get(&store, id).await?.ok_or(AlertsError::NotFound(id))?;
+    let alert = repo::get(&store, id)
+        .await?
+        .ok_or(AlertsError::NotFound(id))?;
     Ok(HttpResponse::Ok().json(alert))
 }
 
@@ -491,16 +508,17 @@ mod tests {
     fn problems_name_the_field() {
         let p = problems(r#"{"source":"s","resource":"r"}"#);
         assert_eq!(p[0].0, "message", "{p:?}");
-        let p = problems(r#"[{"source":"s","resource":"r","message":"m"},{"source":"s","resource":"r","message":"m","sevrity":1}]"#);
+        let p = problems(
+            r#"[{"source":"s","resource":"r","message":"m"},{"source":"s","resource":"r","message":"m","sevrity":1}]"#,
+        );
         assert_eq!(p[0].0, "[1].sevrity", "{p:?}");
         let p = problems(r#"{"source":"s","resource":"r","message":"m","severity":"high"}"#);
         assert_eq!(p[0].0, "severity", "{p:?}");
         let p = problems(r#"{"source":"s","resource":"r","message":"m","severity":5}"#);
         assert_eq!(p[0].0, "severity");
         assert!(p[0].1.contains("out of range"), "{p:?}");
-        let p = problems(
-            r#"[{"source":"s","resource":"r","message":"m","occurred_at":"yesterday"}]"#,
-        );
+        let p =
+            problems(r#"[{"source":"s","resource":"r","message":"m","occurred_at":"yesterday"}]"#);
         assert_eq!(p[0].0, "[0].occurred_at");
         let p = problems(r#"{"source":"s""#);
         assert_eq!(p[0].0, "body", "{p:?}");
@@ -513,8 +531,8 @@ mod tests {
 
     #[test]
     fn list_filters_are_checked() {
-        let f = parse_filter("state=new,cleared&severity=2&limit=10&q=disk")
-            .map_err(|e| e.to_string());
+        let f =
+            parse_filter("state=new,cleared&severity=2&limit=10&q=disk").map_err(|e| e.to_string());
         assert_eq!(
             f.map(|f| (f.states, f.severities, f.limit, f.text)),
             Ok((

@@ -1,10 +1,9 @@
 //! The alerts module's error, mapped once to HTTP.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use vigie_auth::AuthError;
-use vigie_core::http::{FieldProblem, json_error};
+use vigie_core::http::{FieldProblem, json_error, unavailable};
 use vigie_core::store::StoreError;
 use vigie_source::IngestError;
 
@@ -76,15 +75,7 @@ impl ResponseError for AlertsError {
                 json_error(status, "invalid alert(s): nothing was stored", &problems)
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
-                let mut response = json_error(
-                    status,
-                    "the store is unavailable or saturated; nothing was stored, try again",
-                    &[],
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-                response
+                unavailable("the store is unavailable or saturated; nothing was stored, try again")
             }
             _ if status == StatusCode::INTERNAL_SERVER_ERROR => {
                 tracing::error!(error = %self, "Alert request failed.");

@@ -106,6 +106,30 @@ impl Default for FingerprintSpec {
     }
 }
 
+/// A digest of what a record says (not where it comes from): two deliveries of one reference
+/// with the same digest are the same record; with different digests, the source updated it.
+pub fn content_digest(c: &Candidate) -> String {
+    let mut hasher = Blake2b512::new();
+    let json = |v: Option<&serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
+    let attributes = serde_json::Value::Object(c.attributes.clone());
+    let parts = [
+        c.resource.clone(),
+        c.message.clone(),
+        c.domain.clone().unwrap_or_default(),
+        c.level.map(|l| l.to_string()).unwrap_or_default(),
+        c.source_severity.map(|s| s.to_string()).unwrap_or_default(),
+        json(Some(&attributes)),
+        json(c.raw.as_ref()),
+        c.clear.to_string(),
+    ];
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether the candidate names its event (then clears can match by fingerprint).
 pub fn has_event(c: &Candidate) -> bool {
     c.attribute_text("event").is_some_and(|e| !e.is_empty())

@@ -110,7 +110,9 @@ fn single_line(name: &str, value: &str, max: usize) -> Option<String> {
     } else if value.chars().count() > max {
         Some(format!("is longer than {max} characters"))
     } else if value.chars().any(char::is_control) {
-        Some(format!("contains a control character (a {name} is one line of text)"))
+        Some(format!(
+            "contains a control character (a {name} is one line of text)"
+        ))
     } else {
         None
     }
@@ -121,9 +123,13 @@ fn json_problem(value: &Value, max: usize) -> Option<String> {
     if matches!(value, Value::Object(m) if m.is_empty()) {
         return None;
     }
-    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > max {
-        return Some(format!("is {size} bytes once serialised, over the limit of {max}"));
+        return Some(format!(
+            "is {size} bytes once serialised, over the limit of {max}"
+        ));
     }
     if holds_nul(value) {
         return Some("contains a NUL character".into());
@@ -150,7 +156,13 @@ mod tests {
 
     fn check(raw: RawRecord) -> Vec<RecordError> {
         let mut problems = Vec::new();
-        normalize(7, raw, &Domains::default(), &Limits::default(), &mut problems);
+        normalize(
+            7,
+            raw,
+            &Domains::default(),
+            &Limits::default(),
+            &mut problems,
+        );
         problems
     }
 
@@ -165,7 +177,10 @@ mod tests {
             &mut problems,
         );
         assert!(problems.is_empty());
-        assert_eq!(c.map(|c| (c.source, c.resource)), Some(("nagios".into(), "srv1".into())));
+        assert_eq!(
+            c.map(|c| (c.source, c.resource)),
+            Some(("nagios".into(), "srv1".into()))
+        );
     }
 
     #[test]
@@ -173,7 +188,8 @@ mod tests {
         let mut raw = RawRecord::new("", "a\nb", "  ");
         raw.domain = Some("Network".into());
         raw.source_ref = Some(String::new());
-        raw.attributes.insert("k".into(), Value::String("x\0y".into()));
+        raw.attributes
+            .insert("k".into(), Value::String("x\0y".into()));
         let fields: Vec<_> = check(raw).iter().map(|p| (p.index, p.field)).collect();
         assert_eq!(
             fields,

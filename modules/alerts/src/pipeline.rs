@@ -15,12 +15,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use vigie_core::Level;
 use vigie_core::domain::Domains;
 use vigie_core::store::{Store, StoreError};
-use vigie_source::{
-    Checkpoint, Effect, Ingest, IngestError, IngestFuture, Outcome, Submission,
-};
+use vigie_source::{Checkpoint, Effect, Ingest, IngestError, IngestFuture, Outcome, Submission};
 
 use crate::candidate::Candidate;
-use crate::fingerprint::{FingerprintSpec, has_event};
+use crate::fingerprint::{FingerprintSpec, content_digest, has_event};
 use crate::model::AlertEvent;
 use crate::normalize::{Limits, normalize};
 use crate::repo::{Qualified, write_batch};
@@ -108,7 +106,11 @@ pub struct Writer {
 }
 
 impl Pipeline {
-    pub fn new(store: Store, settings: PipelineSettings, rules: Arc<RuleSet>) -> (Pipeline, Writer) {
+    pub fn new(
+        store: Store,
+        settings: PipelineSettings,
+        rules: Arc<RuleSet>,
+    ) -> (Pipeline, Writer) {
         let capacity = settings.queue_capacity.clamp(1, Semaphore::MAX_PERMITS);
         let room = Arc::new(Semaphore::new(capacity));
         let (queue, jobs) = mpsc::channel(capacity.min(65_536));
@@ -203,9 +205,13 @@ impl Pipeline {
                     .get(raw.source.trim())
                     .and_then(|d| d.domain.clone());
             }
-            if let Some(candidate) =
-                normalize(index, raw, &settings.domains, &settings.limits, &mut problems)
-                && problems.is_empty()
+            if let Some(candidate) = normalize(
+                index,
+                raw,
+                &settings.domains,
+                &settings.limits,
+                &mut problems,
+            ) && problems.is_empty()
             {
                 slots.push(self.qualify(candidate, &rules));
             }
@@ -269,8 +275,14 @@ impl Pipeline {
             .occurred_at
             .map(vigie_core::time::to_store_precision)
             .unwrap_or_else(vigie_core::time::now);
+        let digest = if c.source_ref.is_some() {
+            content_digest(&c)
+        } else {
+            String::new()
+        };
         Slot::Keep(Box::new(Qualified {
             by_event: has_event(&c),
+            digest,
             c,
             domain,
             level,

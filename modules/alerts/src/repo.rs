@@ -25,6 +25,8 @@ pub(crate) struct Qualified {
     pub domain: String,
     pub level: Level,
     pub fingerprint: String,
+    /// Digest of the record's content, for records with a `source_ref` (else empty).
+    pub digest: String,
     /// The record names its event: a clear then targets its fingerprint, not its whole resource.
     pub by_event: bool,
     pub occurred_at: DateTime<Utc>,
@@ -58,7 +60,10 @@ fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
 enum Op {
     /// Open an alert or add to the live one with this fingerprint.
     Raise,
-    /// The record was received before: refresh the live alert's content, count nothing.
+    /// The record was received before, unchanged: nothing to write.
+    Replay(String),
+    /// The record was received before and its source changed it since: refresh the live
+    /// alert's content, count nothing.
     Refresh(String),
     /// Clear the live alert with this fingerprint; `replay` when the record was received before.
     ClearFingerprint { fingerprint: String, replay: bool },
@@ -103,8 +108,8 @@ pub(crate) async fn write_batch(
     Ok((outcomes, events))
 }
 
-/// Claims every new `(source, source_ref)` of the batch and finds the fingerprint of those seen
-/// before, then decides each record's operation.
+/// Claims every new `(source, source_ref)` of the batch, finds what was received before for the
+/// others, and decides each record's operation.
 async fn resolve_refs(
     tx: &mut StoreTx,
     items: &[&Qualified],
@@ -124,23 +129,28 @@ async fn resolve_refs(
     for range in chunks(claimers.len()) {
         let part = &claimers[range];
         let sql = format!(
-            "INSERT INTO alert_refs (source, source_ref, fingerprint, received_at) VALUES {} \
+            "INSERT INTO alert_refs (source, source_ref, fingerprint, digest, received_at) VALUES {} \
              ON CONFLICT (source, source_ref) DO NOTHING RETURNING source, source_ref",
-            value_rows(part.len(), 4)
+            value_rows(part.len(), 5)
         );
         let rows: Vec<(String, String)> = on_tx!(tx, conn => {
             let mut q = sqlx::query_as(AssertSqlSafe(sql));
             for &i in part {
                 let it = items[i];
-                q = q.bind(&it.c.source).bind(&it.c.source_ref).bind(&it.fingerprint).bind(now);
+                q = q
+                    .bind(&it.c.source)
+                    .bind(&it.c.source_ref)
+                    .bind(&it.fingerprint)
+                    .bind(&it.digest)
+                    .bind(now);
             }
             q.fetch_all(&mut *conn).await
         })?;
         claimed.extend(rows);
     }
 
-    // References received before this batch: fetch the fingerprint they were qualified to.
-    let mut known: HashMap<(String, String), String> = HashMap::new();
+    // What references received before this batch were qualified to, and their content digest.
+    let mut current: HashMap<(String, String), (String, String)> = HashMap::new();
     let mut seen_before: HashMap<&str, Vec<&str>> = HashMap::new();
     for &(source, r) in first.keys() {
         if !claimed.contains(&(source.to_owned(), r.to_owned())) {
@@ -151,52 +161,75 @@ async fn resolve_refs(
         for range in chunks(refs.len()) {
             let part = &refs[range];
             let sql = format!(
-                "SELECT source_ref, fingerprint FROM alert_refs WHERE source = $1 AND source_ref IN ({})",
+                "SELECT source_ref, fingerprint, digest FROM alert_refs \
+                 WHERE source = $1 AND source_ref IN ({})",
                 placeholders(2, part.len())
             );
-            let rows: Vec<(String, String)> = on_tx!(tx, conn => {
+            let rows: Vec<(String, String, String)> = on_tx!(tx, conn => {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(source);
                 for r in part {
                     q = q.bind(*r);
                 }
                 q.fetch_all(&mut *conn).await
             })?;
-            for (r, fp) in rows {
-                known.insert((source.to_owned(), r), fp);
+            for (r, fingerprint, digest) in rows {
+                current.insert((source.to_owned(), r), (fingerprint, digest));
             }
         }
     }
 
-    Ok(items
-        .iter()
-        .enumerate()
-        .map(|(i, q)| {
-            let replay_of = q.c.source_ref.as_deref().and_then(|r| {
+    let mut ops = Vec::with_capacity(items.len());
+    let mut changed: HashMap<(String, String), String> = HashMap::new();
+    for (i, q) in items.iter().enumerate() {
+        let replay_of = match q.c.source_ref.as_deref() {
+            Some(r) => {
                 let key = (q.c.source.clone(), r.to_owned());
-                if let Some(fp) = known.get(&key) {
-                    Some(fp.clone())
+                if first.get(&(q.c.source.as_str(), r)) == Some(&i) && !current.contains_key(&key) {
+                    // This item claimed the reference: from now on it is what was received.
+                    current.insert(key, (q.fingerprint.clone(), q.digest.clone()));
+                    None
                 } else {
-                    let first_index = first.get(&(q.c.source.as_str(), r)).copied();
-                    (first_index != Some(i))
-                        .then(|| first_index.map(|f| items[f].fingerprint.clone()))
-                        .flatten()
+                    current.get_mut(&key).map(|(fingerprint, digest)| {
+                        let same = *digest == q.digest;
+                        if !same {
+                            digest.clone_from(&q.digest);
+                            changed.insert(key.clone(), q.digest.clone());
+                        }
+                        (fingerprint.clone(), same)
+                    })
                 }
-            });
-            match (replay_of, q.c.clear) {
-                (Some(fp), false) => Op::Refresh(fp),
-                (Some(fp), true) => Op::ClearFingerprint {
-                    fingerprint: fp,
-                    replay: true,
-                },
-                (None, false) => Op::Raise,
-                (None, true) if q.by_event => Op::ClearFingerprint {
-                    fingerprint: q.fingerprint.clone(),
-                    replay: false,
-                },
-                (None, true) => Op::ClearResource,
             }
-        })
-        .collect())
+            None => None,
+        };
+        ops.push(match (replay_of, q.c.clear) {
+            (Some((fingerprint, true)), _) => Op::Replay(fingerprint),
+            (Some((fingerprint, false)), false) => Op::Refresh(fingerprint),
+            (Some((fingerprint, false)), true) => Op::ClearFingerprint {
+                fingerprint,
+                replay: true,
+            },
+            (None, false) => Op::Raise,
+            (None, true) if q.by_event => Op::ClearFingerprint {
+                fingerprint: q.fingerprint.clone(),
+                replay: false,
+            },
+            (None, true) => Op::ClearResource,
+        });
+    }
+
+    // References whose source changed them: remember their new content.
+    for ((source, r), digest) in changed {
+        on_tx!(tx, conn => sqlx::query(
+            "UPDATE alert_refs SET digest = $1 WHERE source = $2 AND source_ref = $3",
+        )
+        .bind(&digest)
+        .bind(&source)
+        .bind(&r)
+        .execute(&mut *conn)
+        .await
+        .map(drop))?;
+    }
+    Ok(ops)
 }
 
 /// Cuts the batch into runs in which no alert is both raised and cleared (or refreshed), so that
@@ -222,15 +255,15 @@ fn segments(items: &[&Qualified], ops: &[Op]) -> Vec<Vec<usize>> {
                     || seen.refreshed.contains(fp)
                     || seen.cleared_resources.contains(&resource)
             }
-            Op::Refresh(fp) => {
+            Op::Replay(fp) | Op::Refresh(fp) => {
                 seen.raised.contains(fp.as_str())
                     || seen.refreshed.contains(fp.as_str())
                     || seen.cleared.contains(fp.as_str())
                     || seen.cleared_resources.contains(&resource)
             }
-            Op::ClearFingerprint { fingerprint: fp, .. } => {
-                seen.raised.contains(fp.as_str()) || seen.refreshed.contains(fp.as_str())
-            }
+            Op::ClearFingerprint {
+                fingerprint: fp, ..
+            } => seen.raised.contains(fp.as_str()) || seen.refreshed.contains(fp.as_str()),
             Op::ClearResource => seen.raised_resources.contains(&resource),
         };
         if conflict {
@@ -242,11 +275,13 @@ fn segments(items: &[&Qualified], ops: &[Op]) -> Vec<Vec<usize>> {
                 seen.raised.insert(&q.fingerprint);
                 seen.raised_resources.insert(resource);
             }
-            Op::Refresh(fp) => {
+            Op::Replay(fp) | Op::Refresh(fp) => {
                 seen.refreshed.insert(fp);
                 seen.raised_resources.insert(resource);
             }
-            Op::ClearFingerprint { fingerprint: fp, .. } => {
+            Op::ClearFingerprint {
+                fingerprint: fp, ..
+            } => {
                 seen.cleared.insert(fp);
             }
             Op::ClearResource => {
@@ -316,7 +351,43 @@ async fn apply_segment(
         }
     }
 
-    // Replayed records: refresh what changed, count nothing.
+    // Replayed records, unchanged: find their alert, write nothing.
+    let replays: Vec<(usize, &str)> = segment
+        .iter()
+        .filter_map(|&i| match &ops[i] {
+            Op::Replay(fp) => Some((i, fp.as_str())),
+            _ => None,
+        })
+        .collect();
+    if !replays.is_empty() {
+        let mut fingerprints: Vec<&str> = replays.iter().map(|(_, fp)| *fp).collect();
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        let mut live: HashMap<String, i64> = HashMap::new();
+        for range in chunks(fingerprints.len()) {
+            let part = &fingerprints[range];
+            let sql = format!(
+                "SELECT id, fingerprint FROM alerts WHERE {LIVE} AND fingerprint IN ({})",
+                placeholders(1, part.len())
+            );
+            let rows: Vec<(i64, String)> = on_tx!(tx, conn => {
+                let mut q = sqlx::query_as(AssertSqlSafe(sql));
+                for fp in part {
+                    q = q.bind(*fp);
+                }
+                q.fetch_all(&mut *conn).await
+            })?;
+            live.extend(rows.into_iter().map(|(id, fp)| (fp, id)));
+        }
+        for (i, fp) in replays {
+            outcomes[i] = Outcome {
+                alert_id: live.get(fp).copied(),
+                effect: Effect::Replayed,
+            };
+        }
+    }
+
+    // Replayed records their source changed: refresh the content, count nothing.
     for &i in segment {
         if let Op::Refresh(fp) = &ops[i] {
             let (id, changed) = refresh(tx, items[i], fp, now).await?;
@@ -554,10 +625,12 @@ pub async fn checkpoint(store: &Store, source: &str) -> Result<Option<String>, S
 
 pub async fn get(store: &Store, id: i64) -> Result<Option<Alert>, StoreError> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-    Ok(on_pool!(store, pool => sqlx::query_as::<_, Alert>(AssertSqlSafe(sql))
+    Ok(
+        on_pool!(store, pool => sqlx::query_as::<_, Alert>(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(pool)
-        .await)?)
+        .await)?,
+    )
 }
 
 /// Filters of the alert list; every one optional.
@@ -606,7 +679,11 @@ pub async fn list(store: &Store, filter: &AlertFilter) -> Result<Vec<Alert>, Sto
     );
     any_of(
         "severity",
-        filter.severities.iter().map(|s| Param::Int(i64::from(*s))).collect(),
+        filter
+            .severities
+            .iter()
+            .map(|s| Param::Int(i64::from(*s)))
+            .collect(),
         &mut params,
     );
     any_of(
@@ -624,18 +701,30 @@ pub async fn list(store: &Store, filter: &AlertFilter) -> Result<Vec<Alert>, Sto
         clauses.push(clause(&format!("${}", params.len())));
     };
     if let Some(r) = &filter.resource {
-        push(&|m| format!("resource = {m}"), Param::Text(r.clone()), &mut params);
+        push(
+            &|m| format!("resource = {m}"),
+            Param::Text(r.clone()),
+            &mut params,
+        );
     }
     if let Some(text) = &filter.text {
         let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
         push(
-            &|m| format!("(LOWER(message) LIKE {m} ESCAPE '\\' OR LOWER(resource) LIKE {m} ESCAPE '\\')"),
+            &|m| {
+                format!(
+                    "(LOWER(message) LIKE {m} ESCAPE '\\' OR LOWER(resource) LIKE {m} ESCAPE '\\')"
+                )
+            },
             Param::Text(pattern),
             &mut params,
         );
     }
     if let Some(t) = filter.seen_from {
-        push(&|m| format!("last_seen >= {m}"), Param::Time(t), &mut params);
+        push(
+            &|m| format!("last_seen >= {m}"),
+            Param::Time(t),
+            &mut params,
+        );
     }
     if let Some(t) = filter.seen_to {
         push(&|m| format!("last_seen < {m}"), Param::Time(t), &mut params);
@@ -712,6 +801,7 @@ mod tests {
             domain: "systems".into(),
             level: Level::Warning,
             fingerprint: fp.into(),
+            digest: String::new(),
             by_event: true,
             occurred_at: vigie_core::time::now(),
         }

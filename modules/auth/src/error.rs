@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderValue, WWW_AUTHENTICATE};
 use actix_web::{HttpResponse, ResponseError};
-use vigie_core::http::json_error;
+use vigie_core::http::{json_error, unavailable};
 use vigie_core::role::Permission;
 use vigie_core::store::StoreError;
 
@@ -16,7 +16,10 @@ pub enum AuthError {
     #[error("your role does not allow this action")]
     Forbidden(Permission),
     #[error("{field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
     #[error("the login `{0}` is already taken")]
     LoginTaken(String),
     #[error("no user with login `{0}`")]
@@ -46,7 +49,9 @@ impl ResponseError for AuthError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let message = match status {
-            StatusCode::SERVICE_UNAVAILABLE => "the store is unavailable, try again later".to_owned(),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                return unavailable("the store is unavailable, try again later");
+            }
             StatusCode::INTERNAL_SERVER_ERROR => {
                 tracing::error!(error = %self, "Authentication failed internally.");
                 "internal error".to_owned()

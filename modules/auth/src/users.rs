@@ -223,9 +223,18 @@ mod tests {
         assert!(validate(&user(&"x".repeat(65))).is_err());
         let mut u = user("ok");
         u.email = Some("not-an-email".into());
-        assert!(matches!(validate(&u), Err(AuthError::Invalid { field: "email", .. })));
+        assert!(matches!(
+            validate(&u),
+            Err(AuthError::Invalid { field: "email", .. })
+        ));
         u.email = Some("ops@example.org".into());
         u.password = Some("short".into());
-        assert!(matches!(validate(&u), Err(AuthError::Invalid { field: "password", .. })));
+        assert!(matches!(
+            validate(&u),
+            Err(AuthError::Invalid {
+                field: "password",
+                ..
+            })
+        ));
     }
 }

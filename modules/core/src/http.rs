@@ -29,3 +29,14 @@ pub fn json_error(status: StatusCode, message: &str, problems: &[FieldProblem]) 
         problems,
     })
 }
+
+/// The answer when the store cannot be reached or the hub is saturated: 503 with a
+/// `Retry-After`, the same from every module.
+pub fn unavailable(message: &str) -> HttpResponse {
+    let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, message, &[]);
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    response
+}

@@ -99,12 +99,15 @@ fn is_unavailability(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
             // PostgreSQL: class 08 connection exceptions, 57P0x shutdowns, 53xxx insufficient
-            // resources, 25006 read-only transaction. SQLite: BUSY, LOCKED, READONLY, IOERR, FULL,
+            // resources, 25006 read-only transaction, and what a (re)connection meets when the
+            // database is gone or refuses the login: 3D000, 28xxx. SQLite: BUSY, LOCKED, READONLY, IOERR, FULL,
             // CANTOPEN (primary result codes; extended codes keep the low byte).
             code.starts_with("08")
                 || code.starts_with("57P")
                 || code.starts_with("53")
                 || code == "25006"
+                || code == "3D000"
+                || code.starts_with("28")
                 || code
                     .parse::<i32>()
                     .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 8 | 10 | 13 | 14))

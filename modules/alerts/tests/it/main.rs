@@ -109,7 +109,11 @@ async fn a_level_given_by_the_source_is_kept() {
 #[tokio::test]
 async fn duplicates_increment_count_and_last_seen() {
     let h = hub().await;
-    let first = submit(&h.pipeline, vec![rec("srv1", "disk 91% full", Some(Level::Warning))]).await;
+    let first = submit(
+        &h.pipeline,
+        vec![rec("srv1", "disk 91% full", Some(Level::Warning))],
+    )
+    .await;
     let again = submit(
         &h.pipeline,
         vec![
@@ -128,7 +132,11 @@ async fn duplicates_increment_count_and_last_seen() {
     assert_eq!(a.message, "disk 93% full");
     assert!(a.last_seen >= a.occurred_at);
     // Another resource is another alert.
-    submit(&h.pipeline, vec![rec("srv2", "disk 91% full", Some(Level::Warning))]).await;
+    submit(
+        &h.pipeline,
+        vec![rec("srv2", "disk 91% full", Some(Level::Warning))],
+    )
+    .await;
     assert_eq!(all(&h.store).await.len(), 2);
 }
 
@@ -150,7 +158,10 @@ async fn the_same_source_ref_is_stored_once() {
     // A record absorbed as a duplicate is recognised too when it comes again.
     let mut dup = rec("srv1", "ticket 43 opened", Some(Level::Warning));
     dup.source_ref = Some("43".into());
-    assert_eq!(submit(&h.pipeline, vec![dup.clone()]).await[0].1, Effect::Deduplicated);
+    assert_eq!(
+        submit(&h.pipeline, vec![dup.clone()]).await[0].1,
+        Effect::Deduplicated
+    );
     assert_eq!(submit(&h.pipeline, vec![dup]).await[0].1, Effect::Replayed);
     assert_eq!(all(&h.store).await[0].count, 1);
 }
@@ -182,16 +193,25 @@ async fn clears_close_the_alert_and_a_new_raise_reopens_it() {
 
     let mut clear = raise.clone();
     clear.clear = true;
-    assert_eq!(submit(&h.pipeline, vec![clear.clone()]).await[0], (id, Effect::Cleared));
+    assert_eq!(
+        submit(&h.pipeline, vec![clear.clone()]).await[0],
+        (id, Effect::Cleared)
+    );
     let a = repo::get(&h.store, id.unwrap()).await.unwrap().unwrap();
     assert_eq!(a.state, "cleared");
     assert!(a.cleared_at.is_some());
     // Delivered again, the clear changes nothing.
-    assert_eq!(submit(&h.pipeline, vec![clear]).await[0].1, Effect::Replayed);
+    assert_eq!(
+        submit(&h.pipeline, vec![clear]).await[0].1,
+        Effect::Replayed
+    );
 
     let mut again = rec("srv1", "service httpd down", Some(Level::Critical));
     again.source_ref = Some("ev-2".into());
-    assert_eq!(submit(&h.pipeline, vec![again]).await[0], (id, Effect::Reopened));
+    assert_eq!(
+        submit(&h.pipeline, vec![again]).await[0],
+        (id, Effect::Reopened)
+    );
     let a = repo::get(&h.store, id.unwrap()).await.unwrap().unwrap();
     assert_eq!((a.state.as_str(), a.reopen_count, a.count), ("new", 1, 1));
     assert!(a.cleared_at.is_none() && a.reopened_at.is_some());
@@ -219,11 +239,21 @@ async fn clears_by_event_and_by_resource() {
     // A clear without event clears the whole resource of that source.
     let mut all_clear = rec("sw1", "all good", None);
     all_clear.clear = true;
-    assert_eq!(submit(&h.pipeline, vec![all_clear.clone()]).await[0].1, Effect::Cleared);
+    assert_eq!(
+        submit(&h.pipeline, vec![all_clear.clone()]).await[0].1,
+        Effect::Cleared
+    );
     let alerts = all(&h.store).await;
     assert_eq!(live(&alerts), 1);
-    assert!(alerts.iter().any(|a| a.resource == "sw2" && a.state == "new"));
-    assert_eq!(submit(&h.pipeline, vec![all_clear]).await[0], (None, Effect::NothingToClear));
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.resource == "sw2" && a.state == "new")
+    );
+    assert_eq!(
+        submit(&h.pipeline, vec![all_clear]).await[0],
+        (None, Effect::NothingToClear)
+    );
 }
 
 #[tokio::test]
@@ -232,11 +262,20 @@ async fn order_inside_one_submission_is_respected() {
     let raise = rec("srv9", "load high", Some(Level::Warning));
     let mut clear = rec("srv9", "load normal", None);
     clear.clear = true;
-    let out = submit(&h.pipeline, vec![raise.clone(), raise.clone(), clear.clone(), raise]).await;
+    let out = submit(
+        &h.pipeline,
+        vec![raise.clone(), raise.clone(), clear.clone(), raise],
+    )
+    .await;
     let effects: Vec<Effect> = out.iter().map(|o| o.1).collect();
     assert_eq!(
         effects,
-        [Effect::Created, Effect::Deduplicated, Effect::Cleared, Effect::Reopened]
+        [
+            Effect::Created,
+            Effect::Deduplicated,
+            Effect::Cleared,
+            Effect::Reopened
+        ]
     );
     let a = &all(&h.store).await[0];
     assert_eq!((a.state.as_str(), a.count, a.reopen_count), ("new", 2, 1));
@@ -284,7 +323,10 @@ async fn a_checkpoint_is_committed_with_its_records() {
             .await
             .unwrap();
     }
-    assert_eq!(repo::checkpoint(&h.store, "tool").await.unwrap().as_deref(), Some("9"));
+    assert_eq!(
+        repo::checkpoint(&h.store, "tool").await.unwrap().as_deref(),
+        Some("9")
+    );
     assert_eq!(all(&h.store).await[0].count, 1);
 }
 
@@ -294,9 +336,15 @@ async fn two_hubs_on_one_store_never_split_an_alert() {
     let other = start(&h.store);
     let mut tasks = Vec::new();
     for n in 0..16 {
-        let p = if n % 2 == 0 { h.pipeline.clone() } else { other.clone() };
+        let p = if n % 2 == 0 {
+            h.pipeline.clone()
+        } else {
+            other.clone()
+        };
         tasks.push(tokio::spawn(async move {
-            let records = (0..25).map(|i| rec("core1", &format!("errors {i}"), None)).collect();
+            let records = (0..25)
+                .map(|i| rec("core1", &format!("errors {i}"), None))
+                .collect();
             p.submit(Submission {
                 records,
                 checkpoint: None,
@@ -319,7 +367,9 @@ async fn an_unavailable_store_refuses_and_keeps_nothing() {
     submit(&h.pipeline, vec![rec("srv1", "before", None)]).await;
     // A second handle on the same database whose pool is closed: the store is gone for it.
     let db_url = h._db.url.clone();
-    let gone = Store::connect(&vigie_core::store::StoreOptions::new(db_url)).await.unwrap();
+    let gone = Store::connect(&vigie_core::store::StoreOptions::new(db_url))
+        .await
+        .unwrap();
     let pipeline = start(&gone);
     gone.close().await;
     let result = pipeline
@@ -328,7 +378,10 @@ async fn an_unavailable_store_refuses_and_keeps_nothing() {
             checkpoint: None,
         })
         .await;
-    assert!(matches!(result, Err(IngestError::Unavailable(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(IngestError::Unavailable(_))),
+        "{result:?}"
+    );
     let alerts = all(&h.store).await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].resource, "srv1");
@@ -338,7 +391,9 @@ async fn an_unavailable_store_refuses_and_keeps_nothing() {
 async fn changes_are_published_after_commit() {
     let h = hub().await;
     let mut events = h.pipeline.subscribe();
-    let id = submit(&h.pipeline, vec![rec("srv1", "boom", None)]).await[0].0.unwrap();
+    let id = submit(&h.pipeline, vec![rec("srv1", "boom", None)]).await[0]
+        .0
+        .unwrap();
     let event = events.recv().await.unwrap();
     assert_eq!((event.alert_id, event.change), (id, Change::Created));
     // Published only once committed: the alert is readable when the event arrives.
@@ -370,7 +425,11 @@ async fn lists_filter_and_page_by_keyset() {
     let h = hub().await;
     let mut records = Vec::new();
     for i in 0..30 {
-        let mut r = rec(&format!("host{i:02}"), "probe failed", Some(Level::from_number(i % 3).unwrap()));
+        let mut r = rec(
+            &format!("host{i:02}"),
+            "probe failed",
+            Some(Level::from_number(i % 3).unwrap()),
+        );
         r.domain = Some(if i % 2 == 0 { "network" } else { "systems" }.into());
         records.push(r);
     }
@@ -382,11 +441,26 @@ async fn lists_filter_and_page_by_keyset() {
         ..AlertFilter::default()
     };
     let first = repo::list(&h.store, &page(None)).await.unwrap();
-    let second = repo::list(&h.store, &page(first.last().map(|a| a.id))).await.unwrap();
-    let third = repo::list(&h.store, &page(second.last().map(|a| a.id))).await.unwrap();
+    let second = repo::list(&h.store, &page(first.last().map(|a| a.id)))
+        .await
+        .unwrap();
+    let third = repo::list(&h.store, &page(second.last().map(|a| a.id)))
+        .await
+        .unwrap();
     assert_eq!((first.len(), second.len(), third.len()), (4, 4, 2));
-    let mut ids: Vec<i64> = first.iter().chain(&second).chain(&third).map(|a| a.id).collect();
-    assert!(first.iter().chain(&second).chain(&third).all(|a| a.severity == 2));
+    let mut ids: Vec<i64> = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .map(|a| a.id)
+        .collect();
+    assert!(
+        first
+            .iter()
+            .chain(&second)
+            .chain(&third)
+            .all(|a| a.severity == 2)
+    );
     ids.dedup();
     assert_eq!(ids.len(), 10, "no alert twice across pages");
 
