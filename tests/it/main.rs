@@ -266,11 +266,6 @@ async fn bad_input_is_refused_with_the_field_and_nothing_is_stored() {
     );
 }
 
-/// Whether the configuration takes `"64 KiB"` for a size (it takes plain bytes otherwise).
-async fn env_accepts_byte_units(env: &Env) -> bool {
-    env.run(&["check-config"], None).await.0 == 0
-}
-
 #[tokio::test]
 async fn tokens_and_roles_are_checked_on_every_route() {
     let env = Env::new().await;
