@@ -175,6 +175,7 @@ async fn main() {
 /// Runs every requested backend; `Ok(false)` when some figure could not be measured cleanly.
 async fn run() -> Result<bool> {
     let args = Args::parse();
+    clock_ticks(); // Read once now, not while a scenario is timed.
     let n = args.n.unwrap_or(if args.quick { 10_000 } else { 100_000 });
     if n == 0 || args.concurrency == 0 || args.batch_concurrency == 0 || args.batch == 0 {
         bail!("-n, --concurrency, --batch-concurrency and --batch must be positive");
@@ -541,16 +542,19 @@ async fn measure(backend: Backend, s: &Settings, hub: &mut Hub) -> Result<Backen
     let mut problems = Vec::new();
     for (kind, reqs, conc) in plan {
         let label = scenario_label(kind, s.batch, conc);
-        let rep = run_scenario(kind, &label, &hub.http, Arc::clone(reqs), conc).await?;
+        let rep = run_scenario(kind, &label, &hub.http, Arc::clone(reqs), conc, pid).await?;
         println!(
-            "{:<26} {:>8} alerts {:>10.1} alerts/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  failures {}",
+            "{:<26} {:>8} alerts {:>10.1} alerts/s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  \
+             failures {}  cpu hub {:.0}% bench {:.0}%",
             rep.label,
             rep.alerts,
             rep.rate(),
             rep.p50_ms,
             rep.p99_ms,
             rep.max_ms,
-            rep.failures
+            rep.failures,
+            rep.hub_cpu_pct,
+            rep.bench_cpu_pct,
         );
         for e in &rep.errors {
             println!("    error: {e}");
@@ -761,6 +765,9 @@ struct ScenarioReport {
     /// The `ids` of each request's answer, by request index.
     ids: Vec<Option<Vec<Value>>>,
     records_per_request: Vec<usize>,
+    /// CPU used by the hub process and by this benchmark, in % of one CPU.
+    hub_cpu_pct: f64,
+    bench_cpu_pct: f64,
 }
 
 impl ScenarioReport {
@@ -782,6 +789,7 @@ async fn run_scenario(
     addr: &str,
     reqs: Arc<Vec<Request>>,
     concurrency: usize,
+    hub_pid: u32,
 ) -> Result<ScenarioReport> {
     let concurrency = concurrency.min(reqs.len()).max(1);
     // Connect everybody before the clock starts.
@@ -803,11 +811,15 @@ async fn run_scenario(
     }
     barrier.wait().await;
     let start = Instant::now();
+    let hub_cpu0 = cpu_seconds(format!("/proc/{hub_pid}/stat"));
+    let bench_cpu0 = cpu_seconds("/proc/self/stat".to_owned());
     let mut samples = Vec::with_capacity(reqs.len());
     for t in tasks {
         samples.extend(t.await.context("client task panicked")?);
     }
     let elapsed = start.elapsed();
+    let hub_cpu = cpu_seconds(format!("/proc/{hub_pid}/stat")) - hub_cpu0;
+    let bench_cpu = cpu_seconds("/proc/self/stat".to_owned()) - bench_cpu0;
 
     let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
     latencies.sort_unstable();
@@ -841,6 +853,8 @@ async fn run_scenario(
         errors,
         ids,
         records_per_request: reqs.iter().map(|r| r.records).collect(),
+        hub_cpu_pct: 100.0 * hub_cpu / elapsed.as_secs_f64().max(1e-9),
+        bench_cpu_pct: 100.0 * bench_cpu / elapsed.as_secs_f64().max(1e-9),
     })
 }
 
@@ -1035,15 +1049,25 @@ fn render(reports: &[BackendReport], aborted: &[(Backend, String)], s: &Settings
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<9} {:<26} {:>8} {:>11} {:>8} {:>8} {:>9} {:>6}  {:<26} verdict",
-        "backend", "scenario", "alerts", "alerts/s", "p50 ms", "p99 ms", "max ms", "fail", "target"
+        "{:<9} {:<26} {:>8} {:>11} {:>8} {:>8} {:>9} {:>5} {:>5} {:>5}  {:<26} verdict",
+        "backend",
+        "scenario",
+        "alerts",
+        "alerts/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "fail",
+        "hub%",
+        "cli%",
+        "target"
     );
     for r in reports {
         for sc in &r.scenarios {
             let (target, verdict) = verdict(r.backend, sc, s);
             let _ = writeln!(
                 out,
-                "{:<9} {:<26} {:>8} {:>11.1} {:>8.2} {:>8.2} {:>9.2} {:>6}  {:<26} {}",
+                "{:<9} {:<26} {:>8} {:>11.1} {:>8.2} {:>8.2} {:>9.2} {:>5} {:>5.0} {:>5.0}  {:<26} {}",
                 r.backend.name(),
                 sc.label,
                 sc.alerts,
@@ -1052,6 +1076,8 @@ fn render(reports: &[BackendReport], aborted: &[(Backend, String)], s: &Settings
                 sc.p99_ms,
                 sc.max_ms,
                 sc.failures,
+                sc.hub_cpu_pct,
+                sc.bench_cpu_pct,
                 target,
                 verdict
             );
@@ -1106,8 +1132,11 @@ fn render(reports: &[BackendReport], aborted: &[(Backend, String)], s: &Settings
     );
     let _ = write!(
         out,
-        "MB = 10^6 bytes; latencies are per HTTP request (a batch request carries {} alerts).",
-        s.batch
+        "MB = 10^6 bytes; latencies are per HTTP request (a batch request carries {} alerts); \
+         hub% / cli%: CPU used by the hub / by this load generator, in % of one CPU, out of {} \
+         CPU(s) (the database server's own CPU is not counted).",
+        s.batch,
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
     );
     out
 }
@@ -1181,6 +1210,45 @@ fn random_tag() -> String {
     h.write_u128(nanos);
     h.write_u32(std::process::id());
     format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+/// User + system CPU seconds of a process, from `/proc/PID/stat` (0 when unreadable).
+fn cpu_seconds(path: String) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(&path) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces:
+    // state is field 3, utime field 14, stime field 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / clock_ticks()
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown), read once.
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
 }
 
 fn free_port() -> Result<u16> {

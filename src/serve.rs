@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use vigie_alerts::api::{ApiLimits, RulesFile};
 use vigie_alerts::normalize::Limits;
 use vigie_alerts::pipeline::{Pipeline, PipelineSettings, SourceDefaults};
+use vigie_auth::TokenCache;
 use vigie_core::http::{json_error, unavailable};
 use vigie_core::store::Store;
 
@@ -118,6 +119,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             max_batch: config.http.max_batch,
         }),
         rules_file: web::Data::new(RulesFile(config.pipeline.rules_file.clone())),
+        tokens: web::Data::new(TokenCache::default()),
     };
     let server = HttpServer::new(move || app(state.clone()))
         .workers(workers)
@@ -152,6 +154,7 @@ struct AppState {
     metrics: web::Data<PrometheusHandle>,
     limits: web::Data<ApiLimits>,
     rules_file: web::Data<RulesFile>,
+    tokens: web::Data<TokenCache>,
 }
 
 fn app(
@@ -171,6 +174,7 @@ fn app(
         .app_data(state.metrics.clone())
         .app_data(state.limits.clone())
         .app_data(state.rules_file.clone())
+        .app_data(state.tokens.clone())
         .wrap(
             middleware::DefaultHeaders::new()
                 .add(("X-Content-Type-Options", "nosniff"))

@@ -337,6 +337,8 @@ const STATES: [&str; 7] = [
 ];
 
 const LIST_LIMIT_DEFAULT: u32 = 100;
+/// Longest value of one list filter (a search text, a resource name).
+const FILTER_VALUE_MAX: usize = 256;
 const LIST_LIMIT_MAX: u32 = 1000;
 
 /// Parses the list's query string; every bad parameter is reported.
@@ -364,6 +366,13 @@ fn parse_filter(query: &str) -> Result<AlertFilter, AlertsError> {
     };
     let time = |v: &str| DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc));
     for (key, value) in pairs {
+        if value.chars().count() > FILTER_VALUE_MAX {
+            problem(
+                &key,
+                format!("is longer than {FILTER_VALUE_MAX} characters"),
+            );
+            continue;
+        }
         match key.as_str() {
             "state" => {
                 for s in list(&value) {
@@ -542,6 +551,8 @@ mod tests {
                 Some("disk".to_owned())
             ))
         );
+        let long = format!("q={}", "x".repeat(300));
+        assert!(matches!(parse_filter(&long), Err(AlertsError::Invalid(ps)) if ps[0].field == "q"));
         match parse_filter("state=open&severity=9&limit=0&color=red") {
             Err(AlertsError::Invalid(ps)) => {
                 let fields: Vec<_> = ps.iter().map(|p| p.field.as_str()).collect();

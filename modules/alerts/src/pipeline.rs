@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use vigie_core::Level;
 use vigie_core::domain::Domains;
-use vigie_core::store::{Store, StoreError};
+use vigie_core::store::{Backend, Store, StoreError};
 use vigie_source::{Checkpoint, Effect, Ingest, IngestError, IngestFuture, Outcome, Submission};
 
 use crate::candidate::Candidate;
@@ -23,6 +23,9 @@ use crate::model::AlertEvent;
 use crate::normalize::{Limits, normalize};
 use crate::repo::{Qualified, write_batch};
 use crate::rules::{RuleSet, Verdict};
+
+/// Writer tasks on PostgreSQL.
+const POSTGRES_WRITERS: usize = 4;
 
 /// What a configured source sets for all its records unless a rule says otherwise.
 #[derive(Clone, Debug, Default)]
@@ -98,7 +101,10 @@ pub struct Pipeline {
 /// normal stop.
 pub struct Writer {
     store: Store,
-    jobs: mpsc::Receiver<Job>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    /// Writer tasks: one on SQLite (a single writer at a time anyway); several on PostgreSQL,
+    /// whose commits wait on the WAL flush and are flushed together when they overlap.
+    tasks: usize,
     batch_max: usize,
     events: broadcast::Sender<AlertEvent>,
     room: Arc<Semaphore>,
@@ -115,9 +121,14 @@ impl Pipeline {
         let room = Arc::new(Semaphore::new(capacity));
         let (queue, jobs) = mpsc::channel(capacity.min(65_536));
         let (events, _) = broadcast::channel(16_384);
+        let tasks = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_WRITERS,
+        };
         let writer = Writer {
             store,
-            jobs,
+            jobs: Arc::new(tokio::sync::Mutex::new(jobs)),
+            tasks,
             batch_max: settings.batch_max.max(1),
             events: events.clone(),
             room: room.clone(),
@@ -300,24 +311,43 @@ impl Ingest for Pipeline {
 
 impl Writer {
     /// Runs until every pipeline handle is dropped and the queue is empty.
-    pub async fn run(mut self) {
-        while let Some(first) = self.jobs.recv().await {
-            let mut records = first.slots.len();
-            let mut jobs = vec![first];
-            while records < self.batch_max {
-                match self.jobs.try_recv() {
-                    Ok(job) => {
-                        records += job.slots.len();
-                        jobs.push(job);
+    pub async fn run(self) {
+        let writer = Arc::new(self);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..writer.tasks {
+            let writer = writer.clone();
+            tasks.spawn(async move { writer.run_one().await });
+        }
+        while tasks.join_next().await.is_some() {}
+        tracing::debug!("Ingestion writers stopped: queue closed and drained.");
+    }
+
+    /// One writer task: takes every waiting submission (up to `batch_max` records) and writes
+    /// them in one transaction, until the queue is closed and empty.
+    async fn run_one(&self) {
+        loop {
+            let jobs = {
+                let mut queue = self.jobs.lock().await;
+                let Some(first) = queue.recv().await else {
+                    return;
+                };
+                let mut records = first.slots.len();
+                let mut jobs = vec![first];
+                while records < self.batch_max {
+                    match queue.try_recv() {
+                        Ok(job) => {
+                            records += job.slots.len();
+                            jobs.push(job);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
-            }
+                jobs
+            };
             self.write(jobs).await;
             let depth = self.capacity.saturating_sub(self.room.available_permits());
             metrics::gauge!("vigie_ingest_queue_depth").set(depth as f64);
         }
-        tracing::debug!("Ingestion writer stopped: queue closed and drained.");
     }
 
     async fn write(&self, jobs: Vec<Job>) {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 use vigie_core::Level;
-use vigie_core::store::{Store, StoreError, StoreTx, placeholders};
+use vigie_core::store::{Marks, Store, StoreError, StoreTx};
 use vigie_core::{on_pool, on_tx};
 use vigie_source::{Checkpoint, Effect, Outcome};
 
@@ -122,8 +122,10 @@ async fn resolve_refs(
             first.entry((q.c.source.as_str(), r)).or_insert(i);
         }
     }
-    let mut claimers: Vec<usize> = first.values().copied().collect();
+    // Claimed in key order, the same in every transaction (no deadlock between writers).
+    let mut claimers: Vec<((&str, &str), usize)> = first.iter().map(|(k, i)| (*k, *i)).collect();
     claimers.sort_unstable();
+    let claimers: Vec<usize> = claimers.into_iter().map(|(_, i)| i).collect();
 
     let mut claimed: HashSet<(String, String)> = HashSet::new();
     for range in chunks(claimers.len()) {
@@ -131,7 +133,7 @@ async fn resolve_refs(
         let sql = format!(
             "INSERT INTO alert_refs (source, source_ref, fingerprint, digest, received_at) VALUES {} \
              ON CONFLICT (source, source_ref) DO NOTHING RETURNING source, source_ref",
-            value_rows(part.len(), 5)
+            Marks::new(tx.backend()).rows(part.len(), 5)
         );
         let rows: Vec<(String, String)> = on_tx!(tx, conn => {
             let mut q = sqlx::query_as(AssertSqlSafe(sql));
@@ -160,10 +162,12 @@ async fn resolve_refs(
     for (source, refs) in seen_before {
         for range in chunks(refs.len()) {
             let part = &refs[range];
+            let mut marks = Marks::new(tx.backend());
             let sql = format!(
                 "SELECT source_ref, fingerprint, digest FROM alert_refs \
-                 WHERE source = $1 AND source_ref IN ({})",
-                placeholders(2, part.len())
+                 WHERE source = {} AND source_ref IN ({})",
+                marks.next(),
+                marks.list(part.len())
             );
             let rows: Vec<(String, String, String)> = on_tx!(tx, conn => {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(source);
@@ -311,9 +315,9 @@ async fn apply_segment(
         groups.entry(&items[i].fingerprint).or_default().push(i);
     }
     let mut folded: Vec<(&str, Vec<usize>)> = groups.into_iter().collect();
-    // Alerts are opened in the order their first record arrived, so ids follow arrival. (Two
-    // hubs updating the same alerts in opposite orders may deadlock; the writer retries.)
-    folded.sort_unstable_by_key(|(_, group)| group.first().copied());
+    // Rows are locked in fingerprint order, the same in every transaction, so that concurrent
+    // writers (of one hub or several) updating the same alerts cannot deadlock.
+    folded.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for range in chunks(folded.len()) {
         let part = &folded[range];
         let rows = upsert_raises(tx, items, part, now).await?;
@@ -368,7 +372,7 @@ async fn apply_segment(
             let part = &fingerprints[range];
             let sql = format!(
                 "SELECT id, fingerprint FROM alerts WHERE {LIVE} AND fingerprint IN ({})",
-                placeholders(1, part.len())
+                Marks::new(tx.backend()).list(part.len())
             );
             let rows: Vec<(i64, String)> = on_tx!(tx, conn => {
                 let mut q = sqlx::query_as(AssertSqlSafe(sql));
@@ -422,13 +426,16 @@ async fn apply_segment(
         let mut cleared: HashMap<String, i64> = HashMap::new();
         for range in chunks(fingerprints.len()) {
             let part = &fingerprints[range];
+            let mut marks = Marks::new(tx.backend());
             let sql = format!(
-                "UPDATE alerts SET state = 'cleared', cleared_at = $1, updated_at = $1 \
+                "UPDATE alerts SET state = 'cleared', cleared_at = {}, updated_at = {} \
                  WHERE {LIVE} AND state <> 'cleared' AND fingerprint IN ({}) RETURNING id, fingerprint",
-                placeholders(2, part.len())
+                marks.next(),
+                marks.next(),
+                marks.list(part.len())
             );
             let rows: Vec<(i64, String)> = on_tx!(tx, conn => {
-                let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(now);
+                let mut q = sqlx::query_as(AssertSqlSafe(sql)).bind(now).bind(now);
                 for fp in part {
                     q = q.bind(*fp);
                 }
@@ -489,14 +496,6 @@ async fn apply_segment(
     Ok(())
 }
 
-/// `($1, …, $cols), ($cols+1, …)`: the placeholders of `rows` rows of `cols` values.
-fn value_rows(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(r * cols + 1, cols)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 const UPSERT_COLUMNS: usize = 18;
 
 /// One multi-row upsert: new fingerprints open alerts, live ones absorb the duplicates (and are
@@ -523,7 +522,7 @@ async fn upsert_raises(
          reopen_count = alerts.reopen_count + CASE WHEN alerts.state = 'cleared' THEN 1 ELSE 0 END, \
          cleared_at = NULL \
          RETURNING id, fingerprint, count, reopened_at",
-        value_rows(groups.len(), UPSERT_COLUMNS)
+        Marks::new(tx.backend()).rows(groups.len(), UPSERT_COLUMNS)
     );
     let rows = on_tx!(tx, conn => {
         let mut q = sqlx::query_as(AssertSqlSafe(sql));
@@ -781,11 +780,6 @@ mod tests {
         assert_eq!(sizes, [256, 256, 128, 32, 16, 8, 4]);
         assert_eq!(chunks(0).len(), 0);
         assert_eq!(chunks(1).first(), Some(&(0..1)));
-    }
-
-    #[test]
-    fn value_rows_number_placeholders_in_order() {
-        assert_eq!(value_rows(2, 2), "($1, $2), ($3, $4)");
     }
 
     #[test]

@@ -8,8 +8,10 @@ use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use vigie_core::role::{Permission, Role};
+use vigie_core::secret::token_digest;
 use vigie_core::store::Store;
 
+use crate::cache::TokenCache;
 use crate::error::AuthError;
 use crate::users::find_by_token;
 
@@ -49,15 +51,24 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let token = bearer(req);
         let store = req.app_data::<web::Data<Store>>().cloned();
+        let cache = req.app_data::<web::Data<TokenCache>>().cloned();
         Box::pin(async move {
             let token = token.ok_or(AuthError::MissingToken)?;
             let Some(store) = store else {
                 tracing::error!("No store registered in the application: cannot check tokens.");
                 return Err(AuthError::InvalidToken);
             };
-            find_by_token(&store, &token)
+            let digest = token_digest(&token);
+            if let Some(caller) = cache.as_ref().and_then(|c| c.get(&digest)) {
+                return Ok(caller);
+            }
+            let caller = find_by_token(&store, &token)
                 .await?
-                .ok_or(AuthError::InvalidToken)
+                .ok_or(AuthError::InvalidToken)?;
+            if let Some(cache) = cache {
+                cache.put(digest, caller.clone());
+            }
+            Ok(caller)
         })
     }
 }

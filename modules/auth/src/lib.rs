@@ -4,10 +4,12 @@
 //! Owns the tables `users` and `api_tokens`. Tokens are stored as digests only; the token itself
 //! is shown once, at creation.
 
+mod cache;
 mod error;
 mod guard;
 mod users;
 
+pub use cache::TokenCache;
 pub use error::AuthError;
 pub use guard::Caller;
 pub use users::{

@@ -172,7 +172,8 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
                 .pragma("temp_store", "memory")
-                .pragma("cache_size", "-16000");
+                // 4 MiB of page cache per connection keeps the resident memory of a busy hub low.
+                .pragma("cache_size", "-4000");
             if let Some(parent) = connect.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -188,7 +189,10 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?
-                .application_name("vigie");
+                .application_name("vigie")
+                // Plans are made for the values at hand: a generic plan cached while a table was
+                // still small would keep reading whole index ranges once it is large.
+                .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(options.acquire_timeout)
@@ -239,6 +243,13 @@ impl Store {
 }
 
 impl StoreTx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            StoreTx::Sqlite(_) => Backend::Sqlite,
+            StoreTx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
             StoreTx::Sqlite(t) => t.commit().await?,
@@ -273,19 +284,44 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// `$first, $first+1, …` for `n` values: the placeholders of a dynamically sized `IN (…)` or
-/// `VALUES (…)` list. Only markers are generated, never values, so the statement stays
-/// parameterised.
-pub fn placeholders(first: usize, n: usize) -> String {
-    let mut s = String::with_capacity(n * 5);
-    for i in 0..n {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push('$');
-        s.push_str(&(first + i).to_string());
+/// Parameter markers for statements built at run time (multi-row `VALUES`, `IN (…)` lists).
+///
+/// Only markers are generated, never values, so the statement stays parameterised. SQLite gets
+/// anonymous `?` markers: with numbered ones, binding walks the statement's list of parameter
+/// names once per parameter, which is quadratic for a multi-row statement of thousands of values.
+/// PostgreSQL needs `$N`. Either way, values are bound in the order the markers were written.
+#[derive(Debug)]
+pub struct Marks {
+    backend: Backend,
+    count: usize,
+}
+
+impl Marks {
+    pub fn new(backend: Backend) -> Marks {
+        Marks { backend, count: 0 }
     }
-    s
+
+    /// The next marker.
+    pub fn next(&mut self) -> String {
+        self.count += 1;
+        match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${}", self.count),
+        }
+    }
+
+    /// `n` markers separated by commas, for an `IN (…)` list.
+    pub fn list(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `(…), (…)`: `rows` rows of `columns` markers, for a multi-row `VALUES`.
+    pub fn rows(&mut self, rows: usize, columns: usize) -> String {
+        (0..rows)
+            .map(|_| format!("({})", self.list(columns)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -306,9 +342,14 @@ mod tests {
     }
 
     #[test]
-    fn placeholder_lists() {
-        assert_eq!(placeholders(1, 3), "$1, $2, $3");
-        assert_eq!(placeholders(4, 1), "$4");
-        assert_eq!(placeholders(1, 0), "");
+    fn markers_per_backend() {
+        let mut pg = Marks::new(Backend::Postgres);
+        assert_eq!(pg.next(), "$1");
+        assert_eq!(pg.list(2), "$2, $3");
+        assert_eq!(pg.rows(2, 2), "($4, $5), ($6, $7)");
+        let mut lite = Marks::new(Backend::Sqlite);
+        assert_eq!(lite.next(), "?");
+        assert_eq!(lite.rows(2, 2), "(?, ?), (?, ?)");
+        assert_eq!(lite.list(0), "");
     }
 }

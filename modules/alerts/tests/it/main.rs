@@ -86,7 +86,7 @@ async fn syslog_scale_is_qualified_by_the_reference_mapping() {
     assert_eq!(&effects[..5], [Effect::Created; 5]);
     assert_eq!(&effects[5..], [Effect::Dropped; 3]);
     let mut alerts = all(&h.store).await;
-    alerts.sort_by_key(|a| a.id);
+    alerts.sort_by(|a, b| a.resource.cmp(&b.resource));
     let levels: Vec<i32> = alerts.iter().map(|a| a.severity).collect();
     assert_eq!(levels, [2, 2, 1, 0, 0]);
     assert!(alerts.iter().all(|a| a.domain == "network"));
