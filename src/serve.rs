@@ -88,8 +88,13 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
 
-    let (pipeline, writer) =
-        Pipeline::new(store.clone(), pipeline_settings(&config), Arc::new(rules));
+    let checkpointer = store.spawn_checkpointer();
+    let writer_store = store.dedicated_writer().await?;
+    let (pipeline, writer) = Pipeline::new(
+        writer_store.clone(),
+        pipeline_settings(&config),
+        Arc::new(rules),
+    );
     let writer = tokio::spawn(writer.run());
     let reloader = spawn_rules_reloader(pipeline.clone(), config.pipeline.rules_file.clone());
     let upkeep = {
@@ -141,6 +146,10 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(_) => tracing::info!("Ingestion queue drained."),
         Err(_) => tracing::error!("The ingestion queue did not drain in time."),
     }
+    if let Some(task) = checkpointer {
+        task.abort();
+    }
+    writer_store.close().await;
     store.close().await;
     tracing::info!("Vigie stopped.");
     Ok(())

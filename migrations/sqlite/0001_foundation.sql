@@ -67,7 +67,7 @@ CREATE TABLE alert_refs (
     digest      TEXT NOT NULL,
     received_at TEXT NOT NULL,
     PRIMARY KEY (source, source_ref)
-);
+) WITHOUT ROWID;
 
 -- Where each periodic source has read up to; written in the transaction of the alerts it produced.
 CREATE TABLE source_checkpoints (

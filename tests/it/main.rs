@@ -340,6 +340,14 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("vigie_http_request_seconds_bucket"), "{text}");
 }
 
+/// Runs one administrative statement built by the test (database names it generated).
+async fn admin_sql(conn: &mut sqlx::PgConnection, sql: String) {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_store_that_is_down_refuses_pushes_and_loses_nothing() {
     let env = Env::new().await;
@@ -361,24 +369,17 @@ async fn a_store_that_is_down_refuses_pushes_and_loses_nothing() {
                 .await
                 .unwrap();
             let hidden = format!("{name}_away");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER DATABASE {name} RENAME TO {hidden}"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            admin_sql(
+                &mut conn,
+                format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+            )
+            .await;
+            admin_sql(&mut conn, format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+            admin_sql(
+                &mut conn,
+                format!("ALTER DATABASE {name} RENAME TO {hidden}"),
+            )
+            .await;
 
             assert_eq!(hub.get("/readyz", None).await.status, 503);
             let refused = push(
@@ -390,18 +391,16 @@ async fn a_store_that_is_down_refuses_pushes_and_loses_nothing() {
             assert_eq!(refused.status, 503, "{}", refused.body);
             assert!(refused.header("retry-after").is_some());
 
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER DATABASE {hidden} RENAME TO {name}"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS true"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            admin_sql(
+                &mut conn,
+                format!("ALTER DATABASE {hidden} RENAME TO {name}"),
+            )
+            .await;
+            admin_sql(
+                &mut conn,
+                format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+            )
+            .await;
             let mut ready = false;
             for _ in 0..100 {
                 if hub.get("/readyz", None).await.status == 200 {

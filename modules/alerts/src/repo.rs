@@ -37,7 +37,7 @@ const LIVE: &str = "state NOT IN ('archived', 'deleted')";
 
 /// Multi-row statements are cut into chunks whose sizes are powers of two, so that the driver's
 /// prepared-statement cache sees at most a dozen distinct statements.
-const CHUNK_MAX: usize = 256;
+const CHUNK_MAX: usize = 1024;
 
 fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
@@ -166,7 +166,7 @@ async fn resolve_refs(
             let sql = format!(
                 "SELECT source_ref, fingerprint, digest FROM alert_refs \
                  WHERE source = {} AND source_ref IN ({})",
-                marks.next(),
+                marks.mark(),
                 marks.list(part.len())
             );
             let rows: Vec<(String, String, String)> = on_tx!(tx, conn => {
@@ -430,8 +430,8 @@ async fn apply_segment(
             let sql = format!(
                 "UPDATE alerts SET state = 'cleared', cleared_at = {}, updated_at = {} \
                  WHERE {LIVE} AND state <> 'cleared' AND fingerprint IN ({}) RETURNING id, fingerprint",
-                marks.next(),
-                marks.next(),
+                marks.mark(),
+                marks.mark(),
                 marks.list(part.len())
             );
             let rows: Vec<(i64, String)> = on_tx!(tx, conn => {
@@ -777,7 +777,7 @@ mod tests {
     #[test]
     fn chunks_are_powers_of_two() {
         let sizes: Vec<usize> = chunks(700).into_iter().map(|r| r.len()).collect();
-        assert_eq!(sizes, [256, 256, 128, 32, 16, 8, 4]);
+        assert_eq!(sizes, [512, 128, 32, 16, 8, 4]);
         assert_eq!(chunks(0).len(), 0);
         assert_eq!(chunks(1).first(), Some(&(0..1)));
     }

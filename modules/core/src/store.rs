@@ -173,7 +173,11 @@ impl Store {
                 .foreign_keys(true)
                 .pragma("temp_store", "memory")
                 // 4 MiB of page cache per connection keeps the resident memory of a busy hub low.
-                .pragma("cache_size", "-4000");
+                .pragma("cache_size", "-4000")
+                // Checkpoints (the only writes that wait for the disk in WAL mode) would otherwise
+                // run inside a committing transaction: [`Store::spawn_checkpointer`] runs them in
+                // the background; past this many pages a commit still checkpoints, as a backstop.
+                .pragma("wal_autocheckpoint", "65536");
             if let Some(parent) = connect.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -228,6 +232,52 @@ impl Store {
             Ok(result) => result.map_err(StoreError::from),
             Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
         }
+    }
+
+    /// The store the ingestion writer uses. On SQLite, a pool of its own with one connection and
+    /// a larger page cache: SQLite has one writer at a time anyway, and a connection that does
+    /// every write keeps the indexes it updates in its cache. On PostgreSQL, the same pool.
+    pub async fn dedicated_writer(&self) -> Result<Store, StoreError> {
+        match self {
+            Store::Sqlite(pool) => {
+                let options = (*pool.connect_options())
+                    .clone()
+                    .pragma("cache_size", "-32000");
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(pool.options().get_acquire_timeout())
+                    .connect_with(options)
+                    .await?;
+                Ok(Store::Sqlite(writer))
+            }
+            Store::Postgres(_) => Ok(self.clone()),
+        }
+    }
+
+    /// On SQLite, starts the background task that moves the write-ahead log into the database
+    /// every second, so that commits never wait on it. Nothing to do on PostgreSQL.
+    pub fn spawn_checkpointer(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let Store::Sqlite(pool) = self else {
+            return None;
+        };
+        let pool = pool.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed.");
+                }
+            }
+        }))
     }
 
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
@@ -302,7 +352,7 @@ impl Marks {
     }
 
     /// The next marker.
-    pub fn next(&mut self) -> String {
+    pub fn mark(&mut self) -> String {
         self.count += 1;
         match self.backend {
             Backend::Sqlite => "?".to_owned(),
@@ -312,7 +362,7 @@ impl Marks {
 
     /// `n` markers separated by commas, for an `IN (…)` list.
     pub fn list(&mut self, n: usize) -> String {
-        (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")
+        (0..n).map(|_| self.mark()).collect::<Vec<_>>().join(", ")
     }
 
     /// `(…), (…)`: `rows` rows of `columns` markers, for a multi-row `VALUES`.
@@ -344,11 +394,11 @@ mod tests {
     #[test]
     fn markers_per_backend() {
         let mut pg = Marks::new(Backend::Postgres);
-        assert_eq!(pg.next(), "$1");
+        assert_eq!(pg.mark(), "$1");
         assert_eq!(pg.list(2), "$2, $3");
         assert_eq!(pg.rows(2, 2), "($4, $5), ($6, $7)");
         let mut lite = Marks::new(Backend::Sqlite);
-        assert_eq!(lite.next(), "?");
+        assert_eq!(lite.mark(), "?");
         assert_eq!(lite.rows(2, 2), "(?, ?), (?, ?)");
         assert_eq!(lite.list(0), "");
     }
