@@ -159,6 +159,9 @@ async fn resolve_refs(
             seen_before.entry(source).or_default().push(r);
         }
     }
+    if !seen_before.is_empty() {
+        custom_plans(tx).await?;
+    }
     for (source, refs) in seen_before {
         for range in chunks(refs.len()) {
             let part = &refs[range];
@@ -234,6 +237,19 @@ async fn resolve_refs(
         .map(drop))?;
     }
     Ok(ops)
+}
+
+/// On PostgreSQL, makes the rest of the transaction plan each statement for its own values. The
+/// `IN (…)` look-ups of references and fingerprints are the statements a generic plan ruins: one
+/// cached while the tables were small scans whole index ranges once they are large. Only the
+/// transactions that run them pay for the planning.
+async fn custom_plans(tx: &mut StoreTx) -> Result<(), StoreError> {
+    if let StoreTx::Postgres(t) = tx {
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Cuts the batch into runs in which no alert is both raised and cleared (or refreshed), so that

@@ -33,6 +33,7 @@ const LOGIN_MAX: usize = 64;
 const EMAIL_MAX: usize = 254;
 const PASSWORD_MIN: usize = 10;
 const PASSWORD_MAX: usize = 1024;
+const LABEL_MAX: usize = 100;
 
 fn validate(user: &NewUser) -> Result<(), AuthError> {
     let login = &user.login;
@@ -154,6 +155,14 @@ pub async fn create_token(
     .fetch_optional(pool)
     .await)
     .map_err(StoreError::from)?;
+    if let Some(label) = label
+        && (label.chars().count() > LABEL_MAX || label.chars().any(char::is_control))
+    {
+        return Err(AuthError::Invalid {
+            field: "label",
+            problem: format!("must be one line of at most {LABEL_MAX} characters"),
+        });
+    }
     let (user_id, disabled) = user.ok_or_else(|| AuthError::UnknownLogin(login.to_owned()))?;
     if disabled {
         return Err(AuthError::Disabled(login.to_owned()));

@@ -193,10 +193,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?
-                .application_name("vigie")
-                // Plans are made for the values at hand: a generic plan cached while a table was
-                // still small would keep reading whole index ranges once it is large.
-                .options([("plan_cache_mode", "force_custom_plan")]);
+                .application_name("vigie");
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(1))
                 .acquire_timeout(options.acquire_timeout)
