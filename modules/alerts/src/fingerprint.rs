@@ -1,6 +1,8 @@
 //! Fingerprints: which fields make two records "the same alert". Configurable per source and per
 //! rule; the default is source, resource, domain and event.
 
+use std::borrow::Cow;
+
 use blake2::{Blake2b512, Digest};
 
 use crate::candidate::Candidate;
@@ -73,18 +75,24 @@ impl FingerprintSpec {
     pub fn compute(&self, c: &Candidate) -> String {
         let mut hasher = Blake2b512::new();
         for field in &self.0 {
-            let part: String = match field {
-                FingerprintField::Source => c.source.clone(),
-                FingerprintField::Resource => c.resource.clone(),
-                FingerprintField::Domain => c.domain.clone().unwrap_or_default(),
-                FingerprintField::Event => event_of(c),
-                FingerprintField::Message => c.message.clone(),
-                FingerprintField::Severity => c.level.map(|l| l.to_string()).unwrap_or_default(),
-                FingerprintField::SourceSeverity => {
-                    c.source_severity.map(|s| s.to_string()).unwrap_or_default()
+            let part: Cow<'_, str> = match field {
+                FingerprintField::Source => Cow::Borrowed(&c.source),
+                FingerprintField::Resource => Cow::Borrowed(&c.resource),
+                FingerprintField::Domain => Cow::Borrowed(c.domain.as_deref().unwrap_or_default()),
+                FingerprintField::Event => Cow::Owned(event_of(c)),
+                FingerprintField::Message => Cow::Borrowed(&c.message),
+                FingerprintField::Severity => {
+                    Cow::Owned(c.level.map(|l| l.to_string()).unwrap_or_default())
                 }
-                FingerprintField::SourceRef => c.source_ref.clone().unwrap_or_default(),
-                FingerprintField::Attribute(key) => c.attribute_text(key).unwrap_or_default(),
+                FingerprintField::SourceSeverity => {
+                    Cow::Owned(c.source_severity.map(|s| s.to_string()).unwrap_or_default())
+                }
+                FingerprintField::SourceRef => {
+                    Cow::Borrowed(c.source_ref.as_deref().unwrap_or_default())
+                }
+                FingerprintField::Attribute(key) => {
+                    Cow::Owned(c.attribute_text(key).unwrap_or_default())
+                }
             };
             // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
             hasher.update((part.len() as u64).to_le_bytes());
@@ -110,17 +118,21 @@ impl Default for FingerprintSpec {
 /// with the same digest are the same record; with different digests, the source updated it.
 pub fn content_digest(c: &Candidate) -> String {
     let mut hasher = Blake2b512::new();
-    let json = |v: Option<&serde_json::Value>| v.map(|v| v.to_string()).unwrap_or_default();
-    let attributes = serde_json::Value::Object(c.attributes.clone());
-    let parts = [
-        c.resource.clone(),
-        c.message.clone(),
-        c.domain.clone().unwrap_or_default(),
-        c.level.map(|l| l.to_string()).unwrap_or_default(),
-        c.source_severity.map(|s| s.to_string()).unwrap_or_default(),
-        json(Some(&attributes)),
-        json(c.raw.as_ref()),
-        c.clear.to_string(),
+    let level = c.level.map(|l| l.to_string()).unwrap_or_default();
+    let source_severity = c.source_severity.map(|s| s.to_string()).unwrap_or_default();
+    // Serialising a map of JSON values cannot fail; an empty text would only make two records
+    // look alike, never lose one.
+    let attributes = serde_json::to_string(&c.attributes).unwrap_or_default();
+    let raw = c.raw.as_ref().map(ToString::to_string).unwrap_or_default();
+    let parts: [&str; 8] = [
+        &c.resource,
+        &c.message,
+        c.domain.as_deref().unwrap_or_default(),
+        &level,
+        &source_severity,
+        &attributes,
+        &raw,
+        if c.clear { "clear" } else { "raise" },
     ];
     for part in parts {
         hasher.update((part.len() as u64).to_le_bytes());

@@ -89,11 +89,17 @@ pub fn normalize(
             ),
         );
     }
-    if let Some(p) = json_problem(&Value::Object(raw.attributes.clone()), limits.attributes) {
+    if !raw.attributes.is_empty()
+        && let Some(p) = json_problem(
+            &raw.attributes,
+            object_holds_nul(&raw.attributes),
+            limits.attributes,
+        )
+    {
         problem("attributes", p);
     }
     if let Some(value) = &raw.raw
-        && let Some(p) = json_problem(value, limits.raw)
+        && let Some(p) = json_problem(value, holds_nul(value), limits.raw)
     {
         problem("raw", p);
     }
@@ -119,10 +125,7 @@ fn single_line(name: &str, value: &str, max: usize) -> Option<String> {
 }
 
 /// Problems of a JSON part: too large once serialised, or holding a NUL (PostgreSQL refuses it).
-fn json_problem(value: &Value, max: usize) -> Option<String> {
-    if matches!(value, Value::Object(m) if m.is_empty()) {
-        return None;
-    }
+fn json_problem(value: &impl serde::Serialize, has_nul: bool, max: usize) -> Option<String> {
     let size = serde_json::to_vec(value)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
@@ -131,7 +134,7 @@ fn json_problem(value: &Value, max: usize) -> Option<String> {
             "is {size} bytes once serialised, over the limit of {max}"
         ));
     }
-    if holds_nul(value) {
+    if has_nul {
         return Some("contains a NUL character".into());
     }
     None
