@@ -517,7 +517,8 @@ async fn rules_reload_through_the_api() {
         rules.display().to_string()
     ));
     let admin = env.token("adm", "admin").await;
-    let hub = env.serve().await;
+    let operator = env.token("ops", "operator").await;
+    let mut hub = env.serve().await;
     let pushed = push(
         &hub,
         &admin,
@@ -554,6 +555,37 @@ async fn rules_reload_through_the_api() {
         .await;
     assert_eq!(reloaded.status, 200, "{}", reloaded.body);
     assert_eq!(reloaded.json()["rules"], 2);
+
+    // `kill -HUP` reloads too: every alert now becomes critical.
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"all-critical\"\nset = { severity = 2 }\n",
+    )
+    .unwrap();
+    let pid = hub.pid().to_string();
+    tokio::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .await
+        .unwrap();
+    let mut reloaded = false;
+    for _ in 0..200 {
+        if hub.output().contains("reloaded (SIGHUP)") {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(reloaded, "the hub reloads its rules on SIGHUP");
+    let body = json!({"source": "s", "resource": "after-hup", "message": "m", "severity": 0});
+    let id = push(&hub, &admin, body).await.json()["ids"][0]
+        .as_i64()
+        .unwrap();
+    let alert = hub
+        .get(&format!("/api/v1/alerts/{id}"), Some(&operator))
+        .await
+        .json();
+    assert_eq!(alert["severity"], 2);
 }
 
 #[tokio::test]
