@@ -185,7 +185,7 @@ impl fmt::Display for RecordError {
 }
 
 /// Why a submission was not stored. In every case nothing of it was written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{} invalid record(s); first: {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
     Invalid(Vec<RecordError>),

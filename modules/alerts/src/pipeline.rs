@@ -377,7 +377,7 @@ impl Writer {
             Err(e) => {
                 let e = ingest_error(e);
                 for job in jobs {
-                    let _ = job.reply.send(Err(clone_error(&e)));
+                    let _ = job.reply.send(Err(e.clone()));
                 }
             }
         }
@@ -455,15 +455,6 @@ fn ingest_error(e: StoreError) -> IngestError {
     } else {
         tracing::error!(error = %e, "The store refused a batch.");
         IngestError::Failed(e.to_string())
-    }
-}
-
-fn clone_error(e: &IngestError) -> IngestError {
-    match e {
-        IngestError::Invalid(p) => IngestError::Invalid(p.clone()),
-        IngestError::Unavailable(m) => IngestError::Unavailable(m.clone()),
-        IngestError::Failed(m) => IngestError::Failed(m.clone()),
-        IngestError::Overloaded => IngestError::Overloaded,
     }
 }
 

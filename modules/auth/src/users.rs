@@ -148,13 +148,6 @@ pub async fn create_token(
     login: &str,
     label: Option<&str>,
 ) -> Result<String, AuthError> {
-    let user: Option<(i64, bool)> = on_pool!(store, pool => sqlx::query_as(
-        "SELECT id, disabled FROM users WHERE login = $1",
-    )
-    .bind(login)
-    .fetch_optional(pool)
-    .await)
-    .map_err(StoreError::from)?;
     if let Some(label) = label
         && (label.chars().count() > LABEL_MAX || label.chars().any(char::is_control))
     {
@@ -163,6 +156,13 @@ pub async fn create_token(
             problem: format!("must be one line of at most {LABEL_MAX} characters"),
         });
     }
+    let user: Option<(i64, bool)> = on_pool!(store, pool => sqlx::query_as(
+        "SELECT id, disabled FROM users WHERE login = $1",
+    )
+    .bind(login)
+    .fetch_optional(pool)
+    .await)
+    .map_err(StoreError::from)?;
     let (user_id, disabled) = user.ok_or_else(|| AuthError::UnknownLogin(login.to_owned()))?;
     if disabled {
         return Err(AuthError::Disabled(login.to_owned()));
