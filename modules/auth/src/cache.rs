@@ -59,6 +59,7 @@ mod tests {
             user_id: 7,
             login: "ops".into(),
             role: Role::Operator,
+            permissions: vigie_core::role::PermissionSet::of_role(Role::Operator),
         };
         assert_eq!(cache.get("d"), None);
         cache.put("d".into(), caller.clone());

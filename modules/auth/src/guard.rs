@@ -7,7 +7,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
-use vigie_core::role::{Permission, Role};
+use vigie_core::role::{Permission, PermissionSet, Role};
 use vigie_core::secret::token_digest;
 use vigie_core::store::Store;
 
@@ -21,12 +21,14 @@ pub struct Caller {
     pub user_id: i64,
     pub login: String,
     pub role: Role,
+    /// The role's permissions as the administrator adjusted them for this user (menus).
+    pub permissions: PermissionSet,
 }
 
 impl Caller {
-    /// Refuses with 403 unless the caller's role holds `permission`.
+    /// Refuses with 403 unless the caller holds `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
-        if self.role.grants(permission) {
+        if self.permissions.contains(permission) {
             Ok(())
         } else {
             Err(AuthError::Forbidden(permission))

@@ -4,6 +4,7 @@
 //!
 //! It knows nothing of alerts, incidents or any other module; modules depend on it.
 
+pub mod audit;
 pub mod domain;
 pub mod http;
 pub mod role;

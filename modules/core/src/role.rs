@@ -38,9 +38,13 @@ impl Role {
         use Permission as P;
         use Role as R;
         match permission {
-            P::AdminUsers | P::AdminMenus | P::OncallEdit | P::AdminSources | P::AdminRules => {
-                self == R::Admin
-            }
+            P::AdminUsers
+            | P::AdminMenus
+            | P::AdminAudit
+            | P::AdminSecurity
+            | P::OncallEdit
+            | P::AdminSources
+            | P::AdminRules => self == R::Admin,
             P::OncallView => true,
             P::SupervisionView | P::EquipmentStats | P::ReportsGenerate | P::AlertsView => {
                 matches!(self, R::Operator | R::Manager)
@@ -85,6 +89,10 @@ impl FromStr for Role {
 pub enum Permission {
     AdminUsers,
     AdminMenus,
+    /// Reading the audit log.
+    AdminAudit,
+    /// Security settings: which roles must use a second factor.
+    AdminSecurity,
     AdminSources,
     AdminRules,
     OncallView,
@@ -104,6 +112,117 @@ pub enum Permission {
     IncidentsManage,
     IncidentsQualify,
     KnowledgeBase,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 21] = [
+        Permission::AdminUsers,
+        Permission::AdminMenus,
+        Permission::AdminAudit,
+        Permission::AdminSecurity,
+        Permission::AdminSources,
+        Permission::AdminRules,
+        Permission::OncallView,
+        Permission::OncallEdit,
+        Permission::SupervisionView,
+        Permission::EquipmentEdit,
+        Permission::EquipmentStats,
+        Permission::EquipmentAdmin,
+        Permission::ReportsGenerate,
+        Permission::AlertsView,
+        Permission::AlertsAct,
+        Permission::AlertsIngest,
+        Permission::IncidentsOpen,
+        Permission::IncidentsResolve,
+        Permission::IncidentsManage,
+        Permission::IncidentsQualify,
+        Permission::KnowledgeBase,
+    ];
+
+    /// The stable name stored with menus and shown to administrators.
+    pub fn code(self) -> &'static str {
+        match self {
+            Permission::AdminUsers => "admin_users",
+            Permission::AdminMenus => "admin_menus",
+            Permission::AdminAudit => "admin_audit",
+            Permission::AdminSecurity => "admin_security",
+            Permission::AdminSources => "admin_sources",
+            Permission::AdminRules => "admin_rules",
+            Permission::OncallView => "oncall_view",
+            Permission::OncallEdit => "oncall_edit",
+            Permission::SupervisionView => "supervision_view",
+            Permission::EquipmentEdit => "equipment_edit",
+            Permission::EquipmentStats => "equipment_stats",
+            Permission::EquipmentAdmin => "equipment_admin",
+            Permission::ReportsGenerate => "reports_generate",
+            Permission::AlertsView => "alerts_view",
+            Permission::AlertsAct => "alerts_act",
+            Permission::AlertsIngest => "alerts_ingest",
+            Permission::IncidentsOpen => "incidents_open",
+            Permission::IncidentsResolve => "incidents_resolve",
+            Permission::IncidentsManage => "incidents_manage",
+            Permission::IncidentsQualify => "incidents_qualify",
+            Permission::KnowledgeBase => "knowledge_base",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown permission `{0}`")]
+pub struct UnknownPermission(pub String);
+
+impl FromStr for Permission {
+    type Err = UnknownPermission;
+
+    fn from_str(s: &str) -> Result<Permission, UnknownPermission> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.code() == s)
+            .ok_or_else(|| UnknownPermission(s.to_owned()))
+    }
+}
+
+/// The permissions one user actually holds: their role's, less those the administrator turned
+/// off for them by disabling every menu that carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PermissionSet(u32);
+
+impl PermissionSet {
+    /// Everything the role holds by default.
+    pub fn of_role(role: Role) -> PermissionSet {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| role.grants(*p))
+            .fold(PermissionSet::default(), |set, p| set.with(p))
+    }
+
+    pub fn with(self, permission: Permission) -> PermissionSet {
+        PermissionSet(self.0 | permission.bit())
+    }
+
+    pub fn without(self, permission: Permission) -> PermissionSet {
+        PermissionSet(self.0 & !permission.bit())
+    }
+
+    pub fn contains(self, permission: Permission) -> bool {
+        self.0 & permission.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(move |p| self.contains(*p))
+    }
 }
 
 #[cfg(test)]
@@ -142,5 +261,27 @@ mod tests {
         );
         assert_eq!(holders(P::EquipmentAdmin), ["manager"]);
         assert_eq!(holders(P::OncallView).len(), 5);
+    }
+
+    #[test]
+    fn permissions_parse_print_and_fit_a_set() {
+        for p in Permission::ALL {
+            assert_eq!(p.code().parse::<Permission>().ok(), Some(p));
+        }
+        assert!("everything".parse::<Permission>().is_err());
+        let set = PermissionSet::of_role(Role::Manager);
+        assert!(set.contains(Permission::AlertsView));
+        assert!(!set.contains(Permission::AlertsAct));
+        assert!(
+            !set.without(Permission::AlertsView)
+                .contains(Permission::AlertsView)
+        );
+        assert_eq!(
+            set.iter().count(),
+            Permission::ALL
+                .iter()
+                .filter(|p| Role::Manager.grants(**p))
+                .count()
+        );
     }
 }

@@ -17,11 +17,16 @@ pub enum SecretError {
 }
 
 /// Fills `buf` from the operating system's random source.
-fn fill_random(buf: &mut [u8]) -> Result<(), SecretError> {
+pub fn fill_random(buf: &mut [u8]) -> Result<(), SecretError> {
     getrandom::fill(buf).map_err(|e| SecretError::Random(e.to_string()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Compares two secrets in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

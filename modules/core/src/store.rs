@@ -116,6 +116,36 @@ fn is_unavailability(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Escapes `%`, `_` and `\` so that user text matches literally in `LIKE … ESCAPE '\'`.
+pub fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Splits `n` rows into statements of `max` rows and then powers of two, so that a handful of
+/// statement shapes serve every batch size (each prepared once per connection and cached).
+pub fn statement_chunks(n: usize, max: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let rest = n - start;
+        let size = if rest >= max {
+            max
+        } else {
+            1 << (usize::BITS - 1 - rest.leading_zeros())
+        };
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
 /// The connection pool of the configured backend.
 #[derive(Clone, Debug)]
 pub enum Store {
