@@ -1,0 +1,572 @@
+//! Administration › Users: list with search, create (then the activation mail), show, edit
+//! (then the "your account changed" mail), disable/enable, resend the activation link. Every
+//! handler checks `AdminUsers` on the server.
+
+use std::collections::{BTreeMap, HashSet};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use tera::Context;
+use vigie_auth::menus::{self, MenuEntry};
+use vigie_auth::{AuthError, Person, PersonForm, User};
+use vigie_core::role::{Permission, Role};
+use vigie_core::store::Store;
+use vigie_notify::Mail;
+
+use super::{allowed, field_errors, form, page, page_status, query, valid_timezone};
+use crate::error::{PageError, see_other};
+use crate::form::FormData;
+use crate::i18n::Lang;
+use crate::viewer::flash;
+use crate::{Console, Viewer};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/users", web::get().to(list))
+        .route("/admin/users/new", web::get().to(new_form))
+        .route("/admin/users/new", web::post().to(create))
+        .route("/admin/users/{id}", web::get().to(show))
+        .route("/admin/users/{id}/edit", web::get().to(edit_form))
+        .route("/admin/users/{id}/edit", web::post().to(update))
+        .route(
+            "/admin/users/{id}/{action:disable|enable}",
+            web::post().to(set_disabled),
+        )
+        .route("/admin/users/{id}/activation", web::post().to(resend));
+}
+
+const PAGE: i64 = 50;
+
+async fn list(
+    req: HttpRequest,
+    viewer: Viewer,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    let mut context = allowed(&viewer, Permission::AdminUsers)?;
+    let q = query(&req);
+    let text = q.get("q").cloned().unwrap_or_default();
+    let include_disabled = q.get("disabled").is_some_and(|v| v == "1");
+    let users = vigie_auth::search_users(
+        &store,
+        Some(&text),
+        include_disabled,
+        q.get("after").map(String::as_str),
+        PAGE + 1,
+    )
+    .await?;
+    let more = users.len() as i64 > PAGE;
+    let users: Vec<User> = users.into_iter().take(PAGE as usize).collect();
+    context.insert(
+        "next_after",
+        &more
+            .then(|| users.last().map(|u| u.login.clone()))
+            .flatten(),
+    );
+    context.insert("users", &users);
+    context.insert("q", &text);
+    context.insert("include_disabled", &include_disabled);
+    Ok(page(&console, &viewer, "console/admin/users.html", context))
+}
+
+/// One menu checkbox of the user form.
+#[derive(Serialize)]
+struct MenuChoice {
+    id: i64,
+    code: String,
+    label: String,
+    group: String,
+    /// Roles that may have it (the matrix's ceiling), for the form's script.
+    offered: Vec<&'static str>,
+    /// Roles that have it by default.
+    defaults: Vec<String>,
+    checked: bool,
+    offered_now: bool,
+}
+
+fn choices(
+    entries: &[MenuEntry],
+    lang: Lang,
+    role: Option<Role>,
+    checked: &dyn Fn(&MenuEntry) -> bool,
+) -> Vec<MenuChoice> {
+    let label = |e: &MenuEntry| {
+        if lang == Lang::Fr {
+            e.menu.label_fr.clone()
+        } else {
+            e.menu.label_en.clone()
+        }
+    };
+    let labels: BTreeMap<i64, String> = entries.iter().map(|e| (e.menu.id, label(e))).collect();
+    entries
+        .iter()
+        .filter(|e| !e.menu.is_group())
+        .map(|e| MenuChoice {
+            id: e.menu.id,
+            code: e.menu.code.clone(),
+            label: label(e),
+            group: e
+                .menu
+                .parent_id
+                .and_then(|p| labels.get(&p).cloned())
+                .unwrap_or_default(),
+            offered: Role::ALL
+                .into_iter()
+                .filter(|r| e.menu.within(*r))
+                .map(Role::as_str)
+                .collect(),
+            defaults: e.roles.clone(),
+            checked: checked(e),
+            offered_now: role.is_some_and(|r| e.menu.within(r)),
+        })
+        .collect()
+}
+
+fn roles(viewer: &Viewer) -> Vec<(&'static str, String)> {
+    Role::ALL
+        .into_iter()
+        .map(|r| (r.as_str(), viewer.text(&format!("role.{}", r.as_str()))))
+        .collect()
+}
+
+fn form_context(
+    viewer: &Viewer,
+    person: &PersonForm,
+    menu_choices: Vec<MenuChoice>,
+    errors: BTreeMap<String, String>,
+) -> Context {
+    let mut context = Context::new();
+    context.insert("person", person);
+    context.insert("menus", &menu_choices);
+    context.insert("roles", &roles(viewer));
+    context.insert("errors", &errors);
+    context
+}
+
+async fn new_form(
+    viewer: Viewer,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Permission::AdminUsers)?;
+    let entries = menus::list(&store).await?;
+    let person = PersonForm {
+        role: "operator".into(),
+        ..PersonForm::default()
+    };
+    let menu_choices = choices(&entries, viewer.lang, Some(Role::Operator), &|e| {
+        e.roles.iter().any(|r| r == "operator")
+    });
+    let mut context = form_context(&viewer, &person, menu_choices, BTreeMap::new());
+    context.insert("creating", &true);
+    Ok(page(
+        &console,
+        &viewer,
+        "console/admin/user_form.html",
+        context,
+    ))
+}
+
+fn person_form(form: &FormData) -> PersonForm {
+    PersonForm {
+        login: form.text("login"),
+        matricule: form.text("matricule"),
+        last_name: form.text("last_name"),
+        first_name: form.text("first_name"),
+        email: form.text("email"),
+        phone: form.text("phone"),
+        job_title: form.text("job_title"),
+        department: form.text("department"),
+        role: form.text("role"),
+        lang: form.text("lang"),
+        timezone: form.text("timezone"),
+    }
+}
+
+/// The mail with the activation link, in the new user's language.
+fn activation_mail(console: &Console, user: &User, token: &str) -> Mail {
+    let lang = Lang::negotiate(user.lang.as_deref(), None, console.settings.default_lang);
+    let locales = &console.renderer.locales;
+    let link = format!("{}/activate/{token}", console.base_url());
+    let hours = console.settings.links.activation_ttl.as_secs() / 3600;
+    let text = locales
+        .text(lang, "mail.activation_body")
+        .replace("{name}", &user.name())
+        .replace("{login}", &user.login)
+        .replace("{link}", &link)
+        .replace("{hours}", &hours.to_string());
+    Mail {
+        to: user.email.clone().unwrap_or_default(),
+        subject: locales.text(lang, "mail.activation_subject"),
+        text,
+        html: None,
+        kind: "user.activation",
+        user_id: Some(user.id),
+    }
+}
+
+/// The mail telling a user their account changed.
+fn changed_mail(console: &Console, user: &User) -> Mail {
+    let lang = Lang::negotiate(user.lang.as_deref(), None, console.settings.default_lang);
+    let locales = &console.renderer.locales;
+    let text = locales
+        .text(lang, "mail.changed_body")
+        .replace("{name}", &user.name())
+        .replace("{login}", &user.login)
+        .replace(
+            "{role}",
+            &locales.text(lang, &format!("role.{}", user.role)),
+        )
+        .replace("{link}", &format!("{}/account", console.base_url()));
+    Mail {
+        to: user.email.clone().unwrap_or_default(),
+        subject: locales.text(lang, "mail.changed_subject"),
+        text,
+        html: None,
+        kind: "user.changed",
+        user_id: Some(user.id),
+    }
+}
+
+async fn redisplay(
+    viewer: &Viewer,
+    console: &Console,
+    store: &Store,
+    person: &PersonForm,
+    ticked: &HashSet<i64>,
+    problems: &[vigie_auth::Problem],
+    editing: Option<i64>,
+) -> Result<HttpResponse, PageError> {
+    let entries = menus::list(store).await?;
+    let role = person.role.parse::<Role>().ok();
+    let menu_choices = choices(&entries, viewer.lang, role, &|e| {
+        ticked.contains(&e.menu.id)
+    });
+    let mut context = form_context(
+        viewer,
+        person,
+        menu_choices,
+        field_errors(console, viewer.lang, problems),
+    );
+    match editing {
+        Some(id) => context.insert("user_id", &id),
+        None => context.insert("creating", &true),
+    }
+    Ok(page_status(
+        console,
+        viewer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "console/admin/user_form.html",
+        context,
+    ))
+}
+
+async fn create(
+    viewer: Viewer,
+    body: web::Bytes,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Permission::AdminUsers)?;
+    let form = form(&viewer, &body)?;
+    let person_form = person_form(&form);
+    let ticked = form.ids("menu");
+    let person: Person = match vigie_auth::check_person(&person_form, &valid_timezone) {
+        Ok(p) => p,
+        Err(problems) => {
+            return redisplay(
+                &viewer,
+                &console,
+                &store,
+                &person_form,
+                &ticked,
+                &problems,
+                None,
+            )
+            .await;
+        }
+    };
+    let actor = viewer.actor();
+    let mail = |user: &User, token: &str| activation_mail(&console, user, token);
+    match vigie_auth::create_person(
+        &store,
+        &actor,
+        viewer.ip(),
+        &person,
+        Some(&ticked),
+        console.settings.links,
+        &mail,
+    )
+    .await
+    {
+        Ok(id) => {
+            flash(
+                &store,
+                &viewer,
+                "success",
+                "users.created",
+                Some(person.login.clone()),
+            )
+            .await?;
+            Ok(see_other(&format!("/admin/users/{id}")))
+        }
+        Err(AuthError::Form(problems)) => {
+            redisplay(
+                &viewer,
+                &console,
+                &store,
+                &person_form,
+                &ticked,
+                &problems,
+                None,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn load_user(viewer: &Viewer, store: &Store, id: i64) -> Result<User, PageError> {
+    vigie_auth::get_user(store, id)
+        .await?
+        .ok_or(PageError::NotFound(viewer.lang))
+}
+
+async fn show(
+    viewer: Viewer,
+    id: web::Path<i64>,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    let mut context = allowed(&viewer, Permission::AdminUsers)?;
+    let user = load_user(&viewer, &store, *id).await?;
+    let role = user.role();
+    let user_menus = menus::for_user(&store, user.id, role).await?;
+    let french = viewer.lang == Lang::Fr;
+    let enabled: Vec<String> = user_menus
+        .iter()
+        .filter(|m| m.enabled(role))
+        .map(|m| {
+            if french {
+                m.label_fr.clone()
+            } else {
+                m.label_en.clone()
+            }
+        })
+        .collect();
+    let history = vigie_core::audit::search(
+        &store,
+        &vigie_core::audit::Filter {
+            text: Some(user.login.clone()),
+            limit: 20,
+            ..Default::default()
+        },
+    )
+    .await?;
+    context.insert("user", &user);
+    context.insert("user_name", &user.name());
+    context.insert("enabled_menus", &enabled);
+    context.insert("history", &history);
+    context.insert("is_self", &(user.id == viewer.user.user_id));
+    Ok(page(
+        &console,
+        &viewer,
+        "console/admin/user_show.html",
+        context,
+    ))
+}
+
+async fn edit_form(
+    viewer: Viewer,
+    id: web::Path<i64>,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Permission::AdminUsers)?;
+    let user = load_user(&viewer, &store, *id).await?;
+    let role = user.role();
+    let user_menus = menus::for_user(&store, user.id, role).await?;
+    let enabled: HashSet<i64> = user_menus
+        .iter()
+        .filter(|m| m.enabled(role))
+        .map(|m| m.id)
+        .collect();
+    let entries = menus::list(&store).await?;
+    let person = PersonForm {
+        login: user.login.clone(),
+        matricule: user.matricule.clone().unwrap_or_default(),
+        last_name: user.last_name.clone().unwrap_or_default(),
+        first_name: user.first_name.clone().unwrap_or_default(),
+        email: user.email.clone().unwrap_or_default(),
+        phone: user.phone.clone().unwrap_or_default(),
+        job_title: user.job_title.clone().unwrap_or_default(),
+        department: user.department.clone().unwrap_or_default(),
+        role: user.role.clone(),
+        lang: user.lang.clone().unwrap_or_default(),
+        timezone: user.timezone.clone().unwrap_or_default(),
+    };
+    let menu_choices = choices(&entries, viewer.lang, Some(role), &|e| {
+        enabled.contains(&e.menu.id)
+    });
+    let mut context = form_context(&viewer, &person, menu_choices, BTreeMap::new());
+    context.insert("user_id", &user.id);
+    Ok(page(
+        &console,
+        &viewer,
+        "console/admin/user_form.html",
+        context,
+    ))
+}
+
+async fn update(
+    viewer: Viewer,
+    id: web::Path<i64>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Permission::AdminUsers)?;
+    let form = form(&viewer, &body)?;
+    let user = load_user(&viewer, &store, *id).await?;
+    let person_form = person_form(&form);
+    let ticked = form.ids("menu");
+    let person = match vigie_auth::check_person(&person_form, &valid_timezone) {
+        Ok(p) => p,
+        Err(problems) => {
+            return redisplay(
+                &viewer,
+                &console,
+                &store,
+                &person_form,
+                &ticked,
+                &problems,
+                Some(user.id),
+            )
+            .await;
+        }
+    };
+    // An administrator cannot take away their own administration (nobody could give it back).
+    if user.id == viewer.user.user_id {
+        let keeps_admin = person.role == Role::Admin;
+        let entries = menus::list(&store).await?;
+        let keeps_menus = entries
+            .iter()
+            .filter(|e| matches!(e.menu.code.as_str(), "admin.users" | "admin.menus"))
+            .all(|e| ticked.contains(&e.menu.id));
+        if !keeps_admin || !keeps_menus {
+            let problems = [("role", "self_lockout")];
+            return redisplay(
+                &viewer,
+                &console,
+                &store,
+                &person_form,
+                &ticked,
+                &problems,
+                Some(user.id),
+            )
+            .await;
+        }
+    }
+    let actor = viewer.actor();
+    let mail = |u: &User| changed_mail(&console, u);
+    match vigie_auth::update_person(
+        &store,
+        &actor,
+        viewer.ip(),
+        user.id,
+        &person,
+        Some(&ticked),
+        &mail,
+    )
+    .await
+    {
+        Ok(()) => {
+            flash(
+                &store,
+                &viewer,
+                "success",
+                "users.updated",
+                Some(person.login.clone()),
+            )
+            .await?;
+            Ok(see_other(&format!("/admin/users/{}", user.id)))
+        }
+        Err(AuthError::Form(problems)) => {
+            redisplay(
+                &viewer,
+                &console,
+                &store,
+                &person_form,
+                &ticked,
+                &problems,
+                Some(user.id),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /admin/users/{id}/disable` and `/enable`: one handler, the last segment says which.
+async fn set_disabled(
+    req: HttpRequest,
+    viewer: Viewer,
+    path: web::Path<(i64, String)>,
+    body: web::Bytes,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Permission::AdminUsers)?;
+    form(&viewer, &body)?;
+    let (id, action) = path.into_inner();
+    let disabled = action == "disable";
+    let user = load_user(&viewer, &store, id).await?;
+    if user.id == viewer.user.user_id {
+        flash(&store, &viewer, "error", "users.not_yourself", None).await?;
+        return Ok(see_other(&format!("/admin/users/{id}")));
+    }
+    let actor = viewer.actor();
+    vigie_auth::set_disabled(&store, &actor, viewer.ip(), id, disabled).await?;
+    // This process stops accepting the user's tokens now; others within the cache's seconds.
+    if let Some(cache) = req.app_data::<web::Data<vigie_auth::TokenCache>>() {
+        cache.forget(id);
+    }
+    let key = if disabled {
+        "users.disabled_done"
+    } else {
+        "users.enabled_done"
+    };
+    flash(&store, &viewer, "success", key, Some(user.login)).await?;
+    Ok(see_other(&format!("/admin/users/{id}")))
+}
+
+async fn resend(
+    viewer: Viewer,
+    id: web::Path<i64>,
+    body: web::Bytes,
+    console: web::Data<Console>,
+    store: web::Data<Store>,
+) -> Result<HttpResponse, PageError> {
+    viewer.require(Permission::AdminUsers)?;
+    form(&viewer, &body)?;
+    let user = load_user(&viewer, &store, *id).await?;
+    let actor = viewer.actor();
+    let mail = |u: &User, token: &str| activation_mail(&console, u, token);
+    vigie_auth::resend_activation(
+        &store,
+        &actor,
+        viewer.ip(),
+        user.id,
+        console.settings.links,
+        &mail,
+    )
+    .await?;
+    flash(
+        &store,
+        &viewer,
+        "success",
+        "users.activation_sent",
+        Some(user.login),
+    )
+    .await?;
+    Ok(see_other(&format!("/admin/users/{}", user.id)))
+}
