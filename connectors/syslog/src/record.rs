@@ -1,0 +1,270 @@
+//! From a [`SyslogMessage`] to the pipeline's [`RawRecord`]: what the qualification rules see.
+//!
+//! The record carries the syslog severity as `source_severity` and no level nor domain: the
+//! rules decide (the shipped ones are DOMAIN.md's reference mapping: 0–1 critical, 2 warning,
+//! 3–4 low, 5–7 dropped, domain network, message "host message").
+//!
+//! The message is the syslog text alone, not "host message": the shipped rules already build
+//! the alert's message as `{resource} {message}`, and the resource is the host, so prefixing it
+//! here would show the host twice.
+//!
+//! A record must never be refused by the pipeline's normalisation (one refused record refuses its
+//! whole submission), so every part is kept within its limits there: the message is cut to
+//! 16 KiB and never empty, the resource is one line of at most 255 characters, and structured
+//! data larger than [`MAX_STRUCTURED_DATA`] is left out of the attributes (the raw JSON keeps the
+//! raw line, where it still is).
+
+use serde_json::{Map, Value};
+use vigie_source::RawRecord;
+
+use crate::parse::SyslogMessage;
+
+/// The longest message a record carries (the pipeline refuses longer ones).
+pub const MAX_RECORD_MESSAGE: usize = 16 * 1024;
+/// The longest resource (the pipeline refuses longer ones).
+const MAX_RESOURCE_CHARS: usize = 255;
+/// Serialised structured data above this is not copied into the attributes.
+pub const MAX_STRUCTURED_DATA: usize = 12 * 1024;
+/// The raw line as kept in the record's `raw` JSON.
+const MAX_RAW_LINE: usize = 16 * 1024;
+
+/// The record of one message, for source `source` (the configured `source_name`).
+///
+/// Attributes, for rules to match on: `facility` (number) and `facility_name`, `severity` and
+/// `severity_name`, `app_name`, `proc_id`, `msg_id`, `sender` (IP address), `transport`,
+/// `protocol`, `structured_data` (the object) and, for each structured-data parameter,
+/// `sd.ID.PARAM` with its value (as `rules.toml`'s `"sd.origin.ip"` example expects).
+pub fn to_record(msg: &SyslogMessage, source: &str) -> RawRecord {
+    let message = {
+        let text = msg.message.trim();
+        let text = if text.is_empty() {
+            msg.raw.trim()
+        } else {
+            text
+        };
+        if text.is_empty() {
+            "(empty syslog message)".to_owned()
+        } else {
+            cut(text, MAX_RECORD_MESSAGE).to_owned()
+        }
+    };
+    let resource = resource(msg);
+    let mut record = RawRecord::new(source, resource, message);
+    record.source_severity = msg.severity.map(i32::from);
+    record.occurred_at = msg.timestamp.map(|t| t.to_utc());
+
+    let a = &mut record.attributes;
+    if let Some(f) = msg.facility {
+        a.insert("facility".into(), f.into());
+    }
+    if let Some(name) = msg.facility_name() {
+        a.insert("facility_name".into(), name.into());
+    }
+    if let Some(s) = msg.severity {
+        a.insert("severity".into(), s.into());
+    }
+    if let Some(name) = msg.severity_name() {
+        a.insert("severity_name".into(), name.into());
+    }
+    for (key, value) in [
+        ("app_name", &msg.app_name),
+        ("proc_id", &msg.proc_id),
+        ("msg_id", &msg.msg_id),
+    ] {
+        if let Some(v) = value {
+            a.insert(key.into(), cut(v, 255).into());
+        }
+    }
+    a.insert("sender".into(), msg.sender.ip().to_string().into());
+    a.insert("transport".into(), msg.transport.name().into());
+    a.insert("protocol".into(), msg.protocol.name().into());
+    if msg.truncated {
+        a.insert("truncated".into(), true.into());
+    }
+    let sd_fits = !msg.structured_data.is_empty()
+        && serde_json::to_vec(&msg.structured_data)
+            .map(|v| v.len() <= MAX_STRUCTURED_DATA)
+            .unwrap_or(false);
+    if sd_fits {
+        a.insert(
+            "structured_data".into(),
+            Value::Object(msg.structured_data.clone()),
+        );
+        for (id, params) in &msg.structured_data {
+            let Value::Object(params) = params else {
+                continue;
+            };
+            for (name, value) in params {
+                a.insert(format!("sd.{id}.{name}"), flat(value));
+            }
+        }
+    } else if !msg.structured_data.is_empty() {
+        a.insert("structured_data_omitted".into(), true.into());
+    }
+
+    let mut raw = msg.to_json();
+    if let Value::Object(o) = &mut raw {
+        o.insert(
+            "message".into(),
+            Value::String(cut(&msg.message, MAX_RECORD_MESSAGE).to_owned()),
+        );
+        o.insert(
+            "raw".into(),
+            Value::String(cut(&msg.raw, MAX_RAW_LINE).to_owned()),
+        );
+        if !sd_fits {
+            o.insert("structured_data".into(), Value::Object(Map::new()));
+        }
+    }
+    record.raw = Some(raw);
+    record
+}
+
+/// The host, or the sender's address when the host cannot be a resource.
+fn resource(msg: &SyslogMessage) -> String {
+    let host = msg.host.trim();
+    if host.is_empty() || host.contains(char::is_control) {
+        return msg.sender.ip().to_string();
+    }
+    match host.char_indices().nth(MAX_RESOURCE_CHARS) {
+        Some((end, _)) => host[..end].to_owned(),
+        None => host.to_owned(),
+    }
+}
+
+/// A parameter's value as one attribute: repeated values joined with `,`.
+fn flat(value: &Value) -> Value {
+    match value {
+        Value::Array(values) => Value::String(
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// At most `max` bytes of `text`, cut on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use chrono::{DateTime, FixedOffset};
+    use serde_json::json;
+
+    use super::*;
+    use crate::parse::{Origin, ParseOptions, Transport, parse};
+
+    fn message(line: &[u8]) -> SyslogMessage {
+        parse(
+            line,
+            false,
+            Origin {
+                sender: "10.1.2.3:40000".parse().unwrap(),
+                transport: Transport::Tcp,
+                received_at: DateTime::parse_from_rfc3339("2024-10-12T00:00:00Z")
+                    .unwrap()
+                    .to_utc(),
+            },
+            &ParseOptions {
+                timezone: FixedOffset::east_opt(0).unwrap(),
+            },
+        )
+    }
+
+    #[test]
+    fn maps_the_reference_fields() {
+        let m = message(
+            b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+        );
+        let r = to_record(&m, "syslog");
+        assert_eq!(r.source, "syslog");
+        assert_eq!(r.resource, "mymachine");
+        assert_eq!(r.message, "'su root' failed for lonvick on /dev/pts/8");
+        assert_eq!(r.source_severity, Some(2));
+        assert_eq!(r.level, None);
+        assert_eq!(r.domain, None);
+        assert_eq!(r.source_ref, None);
+        assert!(!r.clear);
+        assert_eq!(
+            r.occurred_at,
+            Some(
+                DateTime::parse_from_rfc3339("2024-10-11T22:14:15Z")
+                    .unwrap()
+                    .to_utc()
+            )
+        );
+        assert_eq!(r.attributes["facility"], json!(4));
+        assert_eq!(r.attributes["facility_name"], json!("auth"));
+        assert_eq!(r.attributes["severity"], json!(2));
+        assert_eq!(r.attributes["app_name"], json!("su"));
+        assert_eq!(r.attributes["sender"], json!("10.1.2.3"));
+        assert!(!r.attributes.contains_key("msg_id"));
+        let raw = r.raw.unwrap();
+        assert_eq!(raw["host"], "mymachine");
+        assert_eq!(raw["raw"], m.raw);
+    }
+
+    #[test]
+    fn structured_data_becomes_matchable_attributes() {
+        let m = message(
+            br#"<165>1 2003-10-11T22:14:15.003Z h evntslog - ID47 [origin ip="192.0.2.1" ip="192.0.2.2"][meta sequenceId="7"] text"#,
+        );
+        let r = to_record(&m, "syslog-dc1");
+        assert_eq!(r.source, "syslog-dc1");
+        assert_eq!(r.attributes["sd.origin.ip"], json!("192.0.2.1,192.0.2.2"));
+        assert_eq!(r.attributes["sd.meta.sequenceId"], json!("7"));
+        assert_eq!(r.attributes["msg_id"], json!("ID47"));
+        assert_eq!(
+            r.attributes["structured_data"]["meta"],
+            json!({"sequenceId": "7"})
+        );
+    }
+
+    #[test]
+    fn never_produces_a_record_the_pipeline_refuses() {
+        // An empty message takes the raw line; nothing at all still gives a message.
+        let m = message(br#"<165>1 2003-10-11T22:14:15.003Z h app - - [x a="1"]"#);
+        assert_eq!(m.message, "");
+        assert_eq!(to_record(&m, "syslog").message, m.raw);
+        let r = to_record(&message(b""), "syslog");
+        assert_eq!(r.message, "(empty syslog message)");
+        assert_eq!(r.resource, "10.1.2.3");
+
+        // A huge message is cut on a character boundary.
+        let mut line = b"<11>Oct 11 22:14:15 h app: ".to_vec();
+        line.extend("é".repeat(20_000).as_bytes());
+        let r = to_record(&message(&line), "syslog");
+        assert!(r.message.len() <= MAX_RECORD_MESSAGE);
+        assert!(r.message.len() > MAX_RECORD_MESSAGE - 2);
+
+        // A host too long for a resource is cut.
+        let long_host = format!("<11>1 2024-01-01T00:00:00Z {} app - - - x", "h".repeat(300));
+        let r = to_record(&message(long_host.as_bytes()), "syslog");
+        assert_eq!(r.resource.len(), 255);
+
+        // Huge structured data stays out of the attributes.
+        let big = format!(
+            r#"<11>1 2024-01-01T00:00:00Z h app - - [big v="{}"] x"#,
+            "v".repeat(MAX_STRUCTURED_DATA)
+        );
+        let r = to_record(&message(big.as_bytes()), "syslog");
+        assert!(!r.attributes.contains_key("structured_data"));
+        assert_eq!(r.attributes["structured_data_omitted"], json!(true));
+        assert!(serde_json::to_vec(&r.attributes).unwrap().len() < 64 * 1024);
+        assert!(serde_json::to_vec(&r.raw).unwrap().len() < 256 * 1024);
+    }
+}

@@ -1,0 +1,322 @@
+//! The consumer of the syslog receiver's queue: stores every message, then hands the records to
+//! the ingestion pipeline for qualification.
+//!
+//! Two tasks in a row, so that storing batch N+1 overlaps qualifying batch N:
+//!
+//! ```text
+//! listeners → queue → [storer: Batcher → INSERT batch] → 2 batches → [qualifier: to_record → submit,
+//!                                                                      in concurrent chunks]
+//! ```
+//!
+//! # When the store is down
+//! A batch that cannot be stored (the store unreachable, timed out, read-only) is retried with
+//! back-off (100 ms doubling to 5 s), for as long as it takes: nothing is dropped for that. Behind
+//! it the two-batch hand-over and then the receiver's bounded queue fill up; from there the
+//! listeners' policy applies: TCP and TLS readers stop reading (senders are slowed down by TCP
+//! itself), UDP datagrams are dropped and counted (`vigie_syslog_dropped_total{reason="queue_full"}`).
+//! When the store is back, everything waiting is written in order. The pipeline is retried the
+//! same way when it answers unavailable or overloaded.
+//!
+//! A batch the store *refuses* (not an outage: a defect, a constraint) is written again one
+//! message at a time, and only the messages refused alone are dropped and counted
+//! (`vigie_syslog_lost_total{reason="rejected"}`), with an error in the log.
+//!
+//! # Stop
+//! The stop lets the receiver queue what its connections already sent, and the consumer drains
+//! the queue completely. If the store stays down past the stop's deadline, the consumer gives up
+//! retrying: what is left is counted in `vigie_syslog_lost_total{reason="shutdown"}` and logged,
+//! so a stop always ends.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use vigie_core::store::Store;
+use vigie_source::{Ingest, IngestError, RawRecord, Submission};
+use vigie_syslog::{Batcher, SyslogMessage, to_record};
+
+use crate::repo;
+
+/// First wait after a failure; doubled each time up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Tries of a submission the pipeline refused for another reason than an outage.
+const FAILED_TRIES: u32 = 3;
+
+/// The consumer's counts since the start (also in `/metrics`).
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    stored: AtomicU64,
+    submitted: AtomicU64,
+    store_retries: AtomicU64,
+    lost: AtomicU64,
+    unqualified: AtomicU64,
+}
+
+impl ConsumerStats {
+    /// Messages written to the store.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
+    /// Records the pipeline took (stored as alerts, deduplicated or dropped by a rule).
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(Ordering::Relaxed)
+    }
+    /// Failed attempts to store a batch (each followed by a wait).
+    pub fn store_retries(&self) -> u64 {
+        self.store_retries.load(Ordering::Relaxed)
+    }
+    /// Messages not stored: refused by the store, or left when a stop gave up.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+    /// Records that never reached the pipeline.
+    pub fn unqualified(&self) -> u64 {
+        self.unqualified.load(Ordering::Relaxed)
+    }
+}
+
+/// What both tasks share.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub ingest: Arc<dyn Ingest>,
+    pub source_name: String,
+    pub stats: Arc<ConsumerStats>,
+    /// Set when a stop's deadline passed: no more retries.
+    pub give_up: watch::Receiver<bool>,
+}
+
+/// Waits before the next try; `false` when the consumer must give up instead.
+async fn back_off(attempt: u32, give_up: &mut watch::Receiver<bool>) -> bool {
+    if *give_up.borrow() {
+        return false;
+    }
+    let wait = BACKOFF_START
+        .saturating_mul(1 << attempt.min(6))
+        .min(BACKOFF_MAX);
+    let slept = tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = give_up.wait_for(|g| *g) => false,
+    };
+    slept && !*give_up.borrow()
+}
+
+/// The storer: batches from the queue, stored, passed on. Ends when the receiver has stopped and
+/// its queue is empty.
+pub(crate) async fn run_storer(
+    mut batches: Batcher,
+    shared: Arc<Shared>,
+    next: mpsc::Sender<Vec<SyslogMessage>>,
+) {
+    let mut give_up = shared.give_up.clone();
+    while let Some(batch) = batches.next_batch().await {
+        store_batch(&shared, &batch, &mut give_up).await;
+        if next.send(batch).await.is_err() {
+            tracing::error!("The syslog qualifier stopped; records are no longer qualified.");
+        }
+    }
+    tracing::debug!("Syslog queue drained.");
+}
+
+async fn store_batch(
+    shared: &Shared,
+    batch: &[SyslogMessage],
+    give_up: &mut watch::Receiver<bool>,
+) {
+    let started = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        match repo::insert_batch(&shared.store, batch).await {
+            Ok(()) => {
+                stored(shared, batch.len() as u64);
+                metrics::histogram!("vigie_syslog_store_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("vigie_syslog_store_batch_records").record(batch.len() as f64);
+                return;
+            }
+            Err(e) if e.is_unavailable() => {
+                if attempt == 0 || attempt % 20 == 0 {
+                    tracing::warn!(error = %e, messages = batch.len(), attempt, "The store is unavailable; syslog messages wait (TCP senders are slowed, UDP drops when the queue is full).");
+                }
+                shared.stats.store_retries.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("vigie_syslog_store_retries_total").increment(1);
+                if !back_off(attempt, give_up).await {
+                    lost(shared, batch.len() as u64, "shutdown");
+                    tracing::error!(
+                        messages = batch.len(),
+                        "Stopping with the store unavailable: syslog messages not stored."
+                    );
+                    return;
+                }
+                attempt += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, messages = batch.len(), "The store refused a syslog batch; storing its messages one by one.");
+                store_one_by_one(shared, batch).await;
+                return;
+            }
+        }
+    }
+}
+
+/// After a refused batch: each message alone, so that one bad message costs only itself.
+async fn store_one_by_one(shared: &Shared, batch: &[SyslogMessage]) {
+    for m in batch {
+        match repo::insert_batch(&shared.store, std::slice::from_ref(m)).await {
+            Ok(()) => stored(shared, 1),
+            Err(e) => {
+                tracing::error!(error = %e, host = %m.host, "A syslog message was refused by the store and dropped.");
+                lost(
+                    shared,
+                    1,
+                    if e.is_unavailable() {
+                        "unavailable"
+                    } else {
+                        "rejected"
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn stored(shared: &Shared, n: u64) {
+    shared.stats.stored.fetch_add(n, Ordering::Relaxed);
+    metrics::counter!("vigie_syslog_stored_total").increment(n);
+}
+
+fn lost(shared: &Shared, n: u64, reason: &'static str) {
+    shared.stats.lost.fetch_add(n, Ordering::Relaxed);
+    metrics::counter!("vigie_syslog_lost_total", "reason" => reason).increment(n);
+}
+
+/// Records per submission. A batch is submitted as several chunks at once, so that the
+/// pipeline's writer commits one chunk while the next is prepared.
+const SUBMIT_CHUNK: usize = 250;
+
+/// Starts the qualifier on a thread of its own (a single-threaded runtime on tokio's blocking
+/// pool). Preparing records for the pipeline (records, normalisation, rules) is CPU work done in
+/// the submitting task; on the hub's runtime it would hold a worker for tens of milliseconds at a
+/// time and keep the UDP listener from reading its socket, whose kernel buffer then overflows.
+/// On a thread of its own, the kernel shares the cores in short slices instead.
+pub(crate) fn spawn_qualifier(
+    batches: mpsc::Receiver<Vec<SyslogMessage>>,
+    shared: Arc<Shared>,
+) -> tokio::task::JoinHandle<()> {
+    let hub = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(run_qualifier(batches, shared)),
+            Err(e) => {
+                tracing::warn!(error = %e, "No runtime of its own for the syslog qualifier; it shares the hub's.");
+                hub.block_on(run_qualifier(batches, shared));
+            }
+        }
+    })
+}
+
+/// The qualifier: each stored batch becomes records submitted to the pipeline; the next batch is
+/// taken once they are all committed.
+pub(crate) async fn run_qualifier(
+    mut batches: mpsc::Receiver<Vec<SyslogMessage>>,
+    shared: Arc<Shared>,
+) {
+    while let Some(batch) = batches.recv().await {
+        let batch = Arc::new(batch);
+        let mut chunks = JoinSet::new();
+        for start in (0..batch.len()).step_by(SUBMIT_CHUNK) {
+            let range = start..(start + SUBMIT_CHUNK).min(batch.len());
+            let (shared, batch) = (shared.clone(), batch.clone());
+            chunks.spawn(async move {
+                let mut give_up = shared.give_up.clone();
+                submit(&shared, &batch[range], &mut give_up).await;
+            });
+        }
+        while let Some(done) = chunks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "A syslog submission task failed.");
+            }
+        }
+    }
+}
+
+/// Submits the batch's records, retrying as the error says. The records are made again for a
+/// retry rather than cloned for every submission: retries are rare.
+async fn submit(shared: &Shared, batch: &[SyslogMessage], give_up: &mut watch::Receiver<bool>) {
+    let mut attempt = 0;
+    let mut failures = 0;
+    let mut excluded: HashSet<usize> = HashSet::new();
+    loop {
+        let records: Vec<RawRecord> = batch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !excluded.contains(i))
+            .map(|(_, m)| to_record(m, &shared.source_name))
+            .collect();
+        let count = records.len() as u64;
+        if count == 0 {
+            return;
+        }
+        // Positions in this submission → positions in the batch.
+        let positions: Vec<usize> = (0..batch.len()).filter(|i| !excluded.contains(i)).collect();
+        let submission = Submission {
+            records,
+            checkpoint: None,
+        };
+        match shared.ingest.submit(submission).await {
+            Ok(_) => {
+                shared.stats.submitted.fetch_add(count, Ordering::Relaxed);
+                return;
+            }
+            Err(IngestError::Invalid(problems)) => {
+                // `to_record` keeps every part within the pipeline's limits, so this is a defect;
+                // the other records of the batch still go through.
+                let first = problems
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::error!(problems = problems.len(), %first, "The pipeline refused syslog records; the others are submitted again.");
+                let before = excluded.len();
+                excluded.extend(
+                    problems
+                        .iter()
+                        .filter_map(|p| positions.get(p.index).copied()),
+                );
+                unqualified(shared, (excluded.len() - before) as u64, "invalid");
+                if excluded.len() == before {
+                    return;
+                }
+            }
+            Err(e @ (IngestError::Unavailable(_) | IngestError::Overloaded)) => {
+                if attempt == 0 || attempt % 20 == 0 {
+                    tracing::warn!(error = %e, records = count, attempt, "The pipeline cannot take syslog records now; retrying.");
+                }
+                if !back_off(attempt, give_up).await {
+                    unqualified(shared, count, "shutdown");
+                    return;
+                }
+                attempt += 1;
+            }
+            Err(e @ IngestError::Failed(_)) => {
+                failures += 1;
+                if failures >= FAILED_TRIES || !back_off(attempt, give_up).await {
+                    tracing::error!(error = %e, records = count, "The pipeline failed on syslog records; they are stored as messages but not qualified.");
+                    unqualified(shared, count, "failed");
+                    return;
+                }
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn unqualified(shared: &Shared, n: u64, reason: &'static str) {
+    shared.stats.unqualified.fetch_add(n, Ordering::Relaxed);
+    metrics::counter!("vigie_syslog_unqualified_total", "reason" => reason).increment(n);
+}

@@ -1,0 +1,265 @@
+//! Batch storage and retention.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+use vigie_logs::filter::LogFilter;
+use vigie_logs::repo;
+use vigie_logs::retention::{Retention, purge};
+
+use crate::{hub, message};
+
+fn all() -> LogFilter {
+    LogFilter {
+        limit: 5000,
+        ..LogFilter::default()
+    }
+}
+
+#[tokio::test]
+async fn a_batch_keeps_every_field_and_its_order() {
+    let h = hub().await;
+    let now = Utc::now();
+    let mut truncated = message("<11>Oct 11 22:14:15 cut app: long", now);
+    truncated.truncated = true;
+    let batch = vec![
+        message(
+            r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 1234 ID47 [exampleSDID@32473 iut="3" eventSource="Application"] An application event"#,
+            now,
+        ),
+        message(
+            "<34>Oct 11 22:14:15 rtr1 su: 'su root' failed for lonvick",
+            now,
+        ),
+        message("no syslog header at all", now),
+        truncated,
+    ];
+    repo::insert_batch(&h.store, &batch).await.unwrap();
+    let rows = repo::list(&h.store, &all()).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    // Newest first: the batch's last message has the largest id.
+    assert!(rows.windows(2).all(|w| w[0].id > w[1].id));
+    let [cut, unparsed, bsd, ietf] = [&rows[0], &rows[1], &rows[2], &rows[3]];
+
+    assert_eq!(ietf.host, "mymachine.example.com");
+    assert_eq!((ietf.facility, ietf.severity), (Some(20), Some(5)));
+    assert_eq!(ietf.facility_name, Some("local4"));
+    assert_eq!(ietf.severity_name, Some("notice"));
+    assert_eq!(ietf.app_name.as_deref(), Some("evntslog"));
+    assert_eq!(ietf.proc_id.as_deref(), Some("1234"));
+    assert_eq!(ietf.msg_id.as_deref(), Some("ID47"));
+    assert_eq!(
+        ietf.structured_data,
+        Some(json!({"exampleSDID@32473": {"iut": "3", "eventSource": "Application"}}))
+    );
+    assert_eq!(ietf.message, "An application event");
+    assert_eq!(ietf.variant, "rfc5424");
+    assert_eq!(
+        ietf.timestamp.unwrap().to_rfc3339(),
+        "2003-10-11T22:14:15.003+00:00"
+    );
+    assert_eq!(ietf.sender, "192.0.2.7:40000");
+    assert_eq!(ietf.transport, "udp");
+    assert_eq!(
+        ietf.received_at,
+        vigie_core::time::to_store_precision(now),
+        "reception time kept to the microsecond"
+    );
+    assert!(ietf.raw.starts_with("<165>1 2003-10-11T22:14:15.003Z"));
+
+    assert_eq!((bsd.host.as_str(), bsd.severity), ("rtr1", Some(2)));
+    assert_eq!(bsd.variant, "rfc3164");
+    assert_eq!(bsd.structured_data, None);
+    assert_eq!(unparsed.variant, "unparsed");
+    assert_eq!(unparsed.message, "no syslog header at all");
+    assert_eq!(unparsed.host, "192.0.2.7", "no host: the sender's address");
+    assert!(cut.truncated);
+    assert!(!bsd.truncated);
+}
+
+#[tokio::test]
+async fn batches_larger_than_one_statement_are_stored_whole() {
+    let h = hub().await;
+    let now = Utc::now();
+    let batch: Vec<_> = (0..2500)
+        .map(|n| {
+            message(
+                &format!("<13>Oct 11 22:14:15 h{} app: message {n}", n % 7),
+                now,
+            )
+        })
+        .collect();
+    repo::insert_batch(&h.store, &batch).await.unwrap();
+    assert_eq!(repo::count(&h.store).await.unwrap(), 2500);
+    let newest = repo::list(&h.store, &LogFilter { limit: 1, ..all() })
+        .await
+        .unwrap();
+    assert_eq!(newest[0].message, "message 2499");
+    let (min, max) = repo::id_range(&h.store).await.unwrap().unwrap();
+    assert_eq!(max - min + 1, 2500, "ids are dense");
+    repo::insert_batch(&h.store, &[]).await.unwrap();
+}
+
+fn retention() -> Retention {
+    Retention {
+        days: 0,
+        max_rows: 0,
+        max_bytes: 0,
+        interval: Duration::from_secs(3600),
+        chunk: 100,
+        pause: Duration::from_millis(1),
+    }
+}
+
+#[tokio::test]
+async fn old_messages_are_purged_in_chunks() {
+    let h = hub().await;
+    let old = Utc::now() - chrono::Duration::days(31);
+    let recent = Utc::now() - chrono::Duration::days(29);
+    let mut batch: Vec<_> = (0..450)
+        .map(|n| message(&format!("<13>Oct 11 22:14:15 h app: old {n}"), old))
+        .collect();
+    batch.extend(
+        (0..30).map(|n| message(&format!("<13>Oct 11 22:14:15 h app: recent {n}"), recent)),
+    );
+    repo::insert_batch(&h.store, &batch).await.unwrap();
+
+    // No limit at all: nothing goes.
+    assert_eq!(purge(&h.store, &retention()).await.unwrap().by_age, 0);
+    let purged = purge(
+        &h.store,
+        &Retention {
+            days: 30,
+            ..retention()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((purged.by_age, purged.by_size), (450, 0));
+    let left = repo::list(&h.store, &all()).await.unwrap();
+    assert_eq!(left.len(), 30);
+    assert!(left.iter().all(|m| m.message.starts_with("recent")));
+    // Nothing more to do the next time.
+    assert_eq!(
+        purge(
+            &h.store,
+            &Retention {
+                days: 30,
+                ..retention()
+            }
+        )
+        .await
+        .unwrap()
+        .by_age,
+        0
+    );
+}
+
+#[tokio::test]
+async fn the_row_limit_keeps_the_newest() {
+    let h = hub().await;
+    let now = Utc::now();
+    for round in 0..2 {
+        let batch: Vec<_> = (0..500)
+            .map(|n| {
+                message(
+                    &format!("<13>Oct 11 22:14:15 h app: m{}", round * 500 + n),
+                    now,
+                )
+            })
+            .collect();
+        repo::insert_batch(&h.store, &batch).await.unwrap();
+    }
+    let purged = purge(
+        &h.store,
+        &Retention {
+            max_rows: 300,
+            ..retention()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(purged.by_size, 700);
+    assert_eq!(repo::count(&h.store).await.unwrap(), 300);
+    let oldest = repo::list(&h.store, &all()).await.unwrap().pop().unwrap();
+    assert_eq!(oldest.message, "m700");
+}
+
+#[tokio::test]
+async fn the_size_limit_is_kept_approximately() {
+    let h = hub().await;
+    let now = Utc::now();
+    let text = "x".repeat(900);
+    let batch: Vec<_> = (0..1000)
+        .map(|n| message(&format!("<13>Oct 11 22:14:15 h app: {n:04} {text}"), now))
+        .collect();
+    repo::insert_batch(&h.store, &batch).await.unwrap();
+    let avg = repo::average_row_bytes(&h.store, 1000)
+        .await
+        .unwrap()
+        .unwrap();
+    // message (~905 bytes) and raw (~930) plus the rest.
+    assert!((1800..2200).contains(&avg), "{avg}");
+    // Room for about 200 rows.
+    let purged = purge(
+        &h.store,
+        &Retention {
+            max_bytes: 200 * avg as u64,
+            ..retention()
+        },
+    )
+    .await
+    .unwrap();
+    let left = repo::count(&h.store).await.unwrap();
+    assert!((190..=210).contains(&left), "{left} rows left, {purged:?}");
+    assert_eq!(purged.by_size as i64, 1000 - left);
+    let newest = repo::list(&h.store, &LogFilter { limit: 1, ..all() })
+        .await
+        .unwrap();
+    assert!(newest[0].message.starts_with("0999"));
+}
+
+#[test]
+fn purges_are_counted_in_the_metrics() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.block_on(async {
+        let h = hub().await;
+        let old = Utc::now() - chrono::Duration::days(40);
+        let now = Utc::now();
+        let mut batch: Vec<_> = (0..250)
+            .map(|n| message(&format!("<13>Oct 11 22:14:15 h app: old {n}"), old))
+            .collect();
+        batch
+            .extend((0..100).map(|n| message(&format!("<13>Oct 11 22:14:15 h app: new {n}"), now)));
+        repo::insert_batch(&h.store, &batch).await.unwrap();
+        h
+    });
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let purged = metrics::with_local_recorder(&recorder, || {
+        rt.block_on(purge(
+            &h.store,
+            &Retention {
+                days: 30,
+                max_rows: 40,
+                ..retention()
+            },
+        ))
+    })
+    .unwrap();
+    assert_eq!((purged.by_age, purged.by_size), (250, 60));
+    let text = handle.render();
+    assert!(
+        text.contains("vigie_syslog_purged_total{reason=\"age\"} 250"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vigie_syslog_purged_total{reason=\"size\"} 60"),
+        "{text}"
+    );
+    assert!(text.contains("vigie_syslog_stored_rows 40"), "{text}");
+}
