@@ -8,7 +8,8 @@ use sqlx::types::Json;
 /// The columns of [`Alert`], in one place for every `SELECT`.
 pub(crate) const ALERT_COLUMNS: &str = "id, source, source_ref, fingerprint, resource, domain, \
     severity, source_severity, message, critical_zone, tags, attributes, raw, rules, state, count, \
-    occurred_at, received_at, last_seen, updated_at, cleared_at, reopened_at, reopen_count, incident_id";
+    occurred_at, received_at, last_seen, updated_at, cleared_at, reopened_at, reopen_count, incident_id, \
+    flapping, flap_count, deferred_until, acknowledged_by, in_maintenance";
 
 /// One qualified alert.
 #[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
@@ -40,6 +41,14 @@ pub struct Alert {
     pub reopened_at: Option<DateTime<Utc>>,
     pub reopen_count: i64,
     pub incident_id: Option<i64>,
+    /// Raised again after a clear too often lately (see `pipeline::Flapping`).
+    pub flapping: bool,
+    /// Reopens within the current flapping window.
+    pub flap_count: i32,
+    pub deferred_until: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    /// A maintenance window keeps it off the board and out of notifications.
+    pub in_maintenance: bool,
 }
 
 /// What happened to an alert, as live subscribers are told.

@@ -50,6 +50,25 @@ pub struct PipelineSettings {
     pub default_level: Level,
     pub fingerprint: FingerprintSpec,
     pub sources: HashMap<String, SourceDefaults>,
+    pub flapping: Flapping,
+}
+
+/// When an alert is flapping: raised again after a clear at least `threshold` times within
+/// `window`. A flapping alert stays one alert with its count; notifications use the flag to
+/// avoid telling people at every change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flapping {
+    pub window: Duration,
+    pub threshold: u32,
+}
+
+impl Default for Flapping {
+    fn default() -> Flapping {
+        Flapping {
+            window: Duration::from_secs(3600),
+            threshold: 3,
+        }
+    }
 }
 
 impl Default for PipelineSettings {
@@ -64,6 +83,7 @@ impl Default for PipelineSettings {
             default_level: Level::Warning,
             fingerprint: FingerprintSpec::default(),
             sources: HashMap::new(),
+            flapping: Flapping::default(),
         }
     }
 }
@@ -88,6 +108,8 @@ struct Inner {
     queue: mpsc::Sender<Job>,
     room: Arc<Semaphore>,
     events: broadcast::Sender<AlertEvent>,
+    /// Bumped after every commit that changed alerts (caches of the board compare it).
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The pipeline's handle: cheap to clone, shared by every source and the push API.
@@ -109,6 +131,8 @@ pub struct Writer {
     events: broadcast::Sender<AlertEvent>,
     room: Arc<Semaphore>,
     capacity: usize,
+    flapping: Flapping,
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Pipeline {
@@ -121,6 +145,7 @@ impl Pipeline {
         let room = Arc::new(Semaphore::new(capacity));
         let (queue, jobs) = mpsc::channel(capacity.min(65_536));
         let (events, _) = broadcast::channel(16_384);
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(1));
         let tasks = match store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => POSTGRES_WRITERS,
@@ -133,6 +158,8 @@ impl Pipeline {
             events: events.clone(),
             room: room.clone(),
             capacity,
+            flapping: settings.flapping,
+            generation: generation.clone(),
         };
         let inner = Inner {
             settings,
@@ -140,6 +167,7 @@ impl Pipeline {
             queue,
             room,
             events,
+            generation,
         };
         (
             Pipeline {
@@ -173,6 +201,11 @@ impl Pipeline {
     /// events (it is told so by the channel) and should reload from the store.
     pub fn subscribe(&self) -> broadcast::Receiver<AlertEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The change counter of the alerts (bumped after each commit that changed some).
+    pub fn generation(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.inner.generation.clone()
     }
 
     /// Records waiting for the writer.
@@ -399,13 +432,19 @@ impl Writer {
         let mut tries = 0;
         let (outcomes, events) = loop {
             tries += 1;
-            match write_batch(&self.store, &items, &checkpoints).await {
+            match write_batch(&self.store, &items, &checkpoints, self.flapping).await {
                 Err(e) if tries < WRITE_TRIES && is_transient_conflict(&e) => {
                     tracing::debug!(error = %e, tries, "Write conflict; retrying the batch.");
                 }
                 other => break other?,
             }
         };
+        if !events.is_empty() {
+            // Before anyone is answered: a board read after this answer is not served from a
+            // cache of before the change.
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         for event in events {
             // No subscriber is not an error.
             let _ = self.events.send(event);

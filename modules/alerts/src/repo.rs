@@ -40,19 +40,7 @@ const LIVE: &str = "state NOT IN ('archived', 'deleted')";
 const CHUNK_MAX: usize = 1024;
 
 fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < n {
-        let rest = n - start;
-        let size = if rest >= CHUNK_MAX {
-            CHUNK_MAX
-        } else {
-            1 << (usize::BITS - 1 - rest.leading_zeros())
-        };
-        out.push(start..start + size);
-        start += size;
-    }
-    out
+    vigie_core::store::statement_chunks(n, CHUNK_MAX)
 }
 
 /// What one record does to the store once references are resolved.
@@ -77,6 +65,7 @@ pub(crate) async fn write_batch(
     store: &Store,
     items: &[&Qualified],
     checkpoints: &[&Checkpoint],
+    flapping: crate::pipeline::Flapping,
 ) -> Result<(Vec<Outcome>, Vec<AlertEvent>), StoreError> {
     let now = vigie_core::time::now();
     let mut tx = store.begin().await?;
@@ -96,6 +85,7 @@ pub(crate) async fn write_batch(
             &ops,
             &segment,
             now,
+            flapping,
             &mut outcomes,
             &mut events,
         )
@@ -316,12 +306,14 @@ fn segments(items: &[&Qualified], ops: &[Op]) -> Vec<Vec<usize>> {
     out
 }
 
+#[allow(clippy::too_many_arguments)] // the batch's state, threaded through one segment at a time
 async fn apply_segment(
     tx: &mut StoreTx,
     items: &[&Qualified],
     ops: &[Op],
     segment: &[usize],
     now: DateTime<Utc>,
+    flapping: crate::pipeline::Flapping,
     outcomes: &mut [Outcome],
     events: &mut Vec<AlertEvent>,
 ) -> Result<(), StoreError> {
@@ -336,7 +328,7 @@ async fn apply_segment(
     folded.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for range in chunks(folded.len()) {
         let part = &folded[range];
-        let rows = upsert_raises(tx, items, part, now).await?;
+        let rows = upsert_raises(tx, items, part, now, flapping).await?;
         for (id, fingerprint, count, reopened_at) in rows {
             let Some((_, group)) = part.iter().find(|(fp, _)| *fp == fingerprint) else {
                 continue;
@@ -521,7 +513,14 @@ async fn upsert_raises(
     items: &[&Qualified],
     groups: &[(&str, Vec<usize>)],
     now: DateTime<Utc>,
+    flapping: crate::pipeline::Flapping,
 ) -> Result<Vec<(i64, String, i64, Option<DateTime<Utc>>)>, StoreError> {
+    // Flapping: a reopen within the window of the first one counts; outside it, starts over.
+    let cutoff =
+        now - chrono::Duration::from_std(flapping.window).unwrap_or(chrono::Duration::hours(1));
+    let mut marks = Marks::new(tx.backend());
+    let values = marks.rows(groups.len(), UPSERT_COLUMNS);
+    let (c1, c2, c3, t) = (marks.mark(), marks.mark(), marks.mark(), marks.mark());
     let sql = format!(
         "INSERT INTO alerts (source, source_ref, fingerprint, resource, domain, severity, \
          source_severity, message, critical_zone, tags, attributes, raw, rules, count, \
@@ -536,9 +535,15 @@ async fn upsert_raises(
          state = CASE WHEN alerts.state = 'cleared' THEN 'new' ELSE alerts.state END, \
          reopened_at = CASE WHEN alerts.state = 'cleared' THEN excluded.received_at ELSE alerts.reopened_at END, \
          reopen_count = alerts.reopen_count + CASE WHEN alerts.state = 'cleared' THEN 1 ELSE 0 END, \
+         flap_since = CASE WHEN alerts.state = 'cleared' AND (alerts.flap_since IS NULL OR alerts.flap_since < {c1}) \
+             THEN excluded.received_at ELSE alerts.flap_since END, \
+         flap_count = CASE WHEN alerts.state <> 'cleared' THEN alerts.flap_count \
+             WHEN alerts.flap_since IS NULL OR alerts.flap_since < {c2} THEN 1 ELSE alerts.flap_count + 1 END, \
+         flapping = (CASE WHEN alerts.state <> 'cleared' THEN alerts.flap_count \
+             WHEN alerts.flap_since IS NULL OR alerts.flap_since < {c3} THEN 1 ELSE alerts.flap_count + 1 END) >= {t}, \
          cleared_at = NULL \
          RETURNING id, fingerprint, count, reopened_at",
-        Marks::new(tx.backend()).rows(groups.len(), UPSERT_COLUMNS)
+        values
     );
     let rows = on_tx!(tx, conn => {
         let mut q = sqlx::query_as(AssertSqlSafe(sql));
@@ -569,7 +574,12 @@ async fn upsert_raises(
                 .bind(last_seen)
                 .bind(now);
         }
-        q.fetch_all(&mut *conn).await
+        q.bind(cutoff)
+            .bind(cutoff)
+            .bind(cutoff)
+            .bind(i64::from(flapping.threshold))
+            .fetch_all(&mut *conn)
+            .await
     })?;
     Ok(rows)
 }
@@ -723,7 +733,7 @@ pub async fn list(store: &Store, filter: &AlertFilter) -> Result<Vec<Alert>, Sto
         );
     }
     if let Some(text) = &filter.text {
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let pattern = format!("%{}%", vigie_core::store::like_escape(&text.to_lowercase()));
         push(
             &|m| {
                 format!(
@@ -773,18 +783,6 @@ pub async fn list(store: &Store, filter: &AlertFilter) -> Result<Vec<Alert>, Sto
     })?)
 }
 
-/// Escapes `LIKE` wildcards so that user text matches literally.
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,7 +798,7 @@ mod tests {
 
     #[test]
     fn like_wildcards_are_escaped() {
-        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+        assert_eq!(vigie_core::store::like_escape("50%_a\\b"), "50\\%\\_a\\\\b");
     }
 
     fn q(resource: &str, fp: &str, clear: bool) -> Qualified {

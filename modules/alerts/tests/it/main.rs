@@ -479,3 +479,153 @@ async fn lists_filter_and_page_by_keyset() {
     };
     assert!(repo::list(&h.store, &wildcard).await.unwrap().is_empty());
 }
+
+fn actor() -> vigie_core::audit::Actor {
+    vigie_core::audit::Actor {
+        user_id: 0,
+        login: "op".into(),
+        role: vigie_core::role::Role::Operator,
+    }
+}
+
+async fn state_of(store: &Store, id: i64) -> Option<String> {
+    repo::get(store, id).await.expect("read").map(|a| a.state)
+}
+
+#[tokio::test]
+async fn deferred_alerts_come_back_to_their_state_and_a_clear_overrides_a_deferral() {
+    use vigie_alerts::actions::{self, Action};
+    let h = hub().await;
+    let ids = submit(
+        &h.pipeline,
+        vec![rec("a", "one", None), rec("b", "two", None)],
+    )
+    .await;
+    let (a, b) = (ids[0].0.expect("a"), ids[1].0.expect("b"));
+    let who = actor();
+    let done = actions::apply(&h.store, &who, None, &[a], &Action::Acknowledge, None)
+        .await
+        .expect("ack");
+    assert_eq!(done[0].refused, None);
+    let soon = vigie_core::time::now() + chrono::Duration::milliseconds(300);
+    for id in [a, b] {
+        let done = actions::apply(&h.store, &who, None, &[id], &Action::Defer(soon), None)
+            .await
+            .expect("defer");
+        assert_eq!(done[0].state.as_deref(), Some("deferred"));
+    }
+    assert!(
+        actions::wake_deferred(&h.store)
+            .await
+            .expect("wake")
+            .is_empty(),
+        "not due yet"
+    );
+    // The source clears b while it is deferred: cleared wins, the deferral does not reopen it.
+    let mut clear = rec("b", "two", None);
+    clear.clear = true;
+    submit(&h.pipeline, vec![clear]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let woken = actions::wake_deferred(&h.store).await.expect("wake");
+    assert_eq!(woken, [a]);
+    assert_eq!(
+        state_of(&h.store, a).await.as_deref(),
+        Some("acknowledged"),
+        "back to where it was"
+    );
+    assert_eq!(state_of(&h.store, b).await.as_deref(), Some("cleared"));
+    let history = actions::history(&h.store, a).await.expect("history");
+    let steps: Vec<_> = history.iter().map(|l| l.action.as_str()).collect();
+    assert_eq!(steps, ["ack", "defer"]);
+}
+
+#[tokio::test]
+async fn retention_purges_old_archived_and_deleted_alerts_in_batches_and_keeps_the_rest() {
+    use vigie_alerts::actions::{self, Action, Retention};
+    let h = hub().await;
+    let records: Vec<RawRecord> = (0..7).map(|i| rec(&format!("r{i}"), "m", None)).collect();
+    let ids: Vec<i64> = submit(&h.pipeline, records)
+        .await
+        .into_iter()
+        .filter_map(|(id, _)| id)
+        .collect();
+    let who = actor();
+    actions::apply(&h.store, &who, None, &ids[..5], &Action::Archive, None)
+        .await
+        .expect("archive");
+    actions::apply(&h.store, &who, None, &ids[5..6], &Action::Delete, None)
+        .await
+        .expect("delete");
+    // Nothing is old enough yet.
+    assert_eq!(
+        actions::purge(&h.store, Retention::default())
+            .await
+            .expect("purge"),
+        0
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let short = Retention {
+        archived: std::time::Duration::from_millis(10),
+        deleted: std::time::Duration::from_millis(10),
+        batch: 2,
+    };
+    assert_eq!(actions::purge(&h.store, short).await.expect("purge"), 6);
+    for id in &ids[..6] {
+        assert_eq!(
+            state_of(&h.store, *id).await,
+            None,
+            "purged with its history"
+        );
+        assert!(
+            actions::history(&h.store, *id)
+                .await
+                .expect("history")
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        state_of(&h.store, ids[6]).await.as_deref(),
+        Some("new"),
+        "an open alert stays"
+    );
+}
+
+#[tokio::test]
+async fn an_alert_raised_and_cleared_too_often_is_marked_flapping_and_stays_one_alert() {
+    let h = hub().await;
+    let raise = || rec("if-gi0/1", "link down", Some(Level::Critical));
+    let clear = || {
+        let mut r = rec("if-gi0/1", "link down", Some(Level::Critical));
+        r.clear = true;
+        r
+    };
+    let first = submit(&h.pipeline, vec![raise()]).await[0]
+        .0
+        .expect("alert");
+    for _ in 0..3 {
+        submit(&h.pipeline, vec![clear()]).await;
+        let again = submit(&h.pipeline, vec![raise()]).await;
+        assert_eq!(again[0], (Some(first), Effect::Reopened));
+    }
+    let alert = repo::get(&h.store, first)
+        .await
+        .expect("read")
+        .expect("alert");
+    assert_eq!(alert.reopen_count, 3);
+    assert_eq!(alert.flap_count, 3);
+    assert!(
+        alert.flapping,
+        "three reopens within the hour (default threshold 3)"
+    );
+    // Once the window has passed without reopening, the mark goes.
+    let settled =
+        vigie_alerts::actions::settle_flapping(&h.store, std::time::Duration::from_millis(1))
+            .await
+            .expect("settle");
+    assert_eq!(settled, [first]);
+    let alert = repo::get(&h.store, first)
+        .await
+        .expect("read")
+        .expect("alert");
+    assert!(!alert.flapping);
+}
