@@ -1,5 +1,5 @@
 //! The command line of INTERFACE.md: `serve`, `migrate`, `check-config`, `user create`,
-//! `token create`.
+//! `token create`, `backup report`, `source test`, `agent token`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -42,6 +42,50 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Report a backup job's outcome (for the script run after each backup).
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Database sources.
+    #[command(subcommand)]
+    Source(SourceCommand),
+    /// Host agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Print a new token for a host's agent on stdout (one line); registers the host if new.
+    Token {
+        #[arg(long)]
+        host: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Store a backup job's outcome; an error raises a backup alert.
+    Report {
+        #[arg(long)]
+        job: String,
+        /// ok or error.
+        #[arg(long)]
+        status: String,
+        #[arg(long)]
+        message: Option<String>,
+        /// When the job started (RFC 3339).
+        #[arg(long)]
+        started: Option<String>,
+        /// When the job ended (RFC 3339).
+        #[arg(long)]
+        ended: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SourceCommand {
+    /// Run one poll of a configured source without committing; print what it would store.
+    Test { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +204,63 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Create { login, label }) => {
             let store = open_store(&config).await?;
             let result = vigie_auth::create_token(&store, &login, label.as_deref()).await;
+            store.close().await;
+            println!("{}", result?);
+        }
+        Command::Backup(BackupCommand::Report {
+            job,
+            status,
+            message,
+            started,
+            ended,
+        }) => {
+            let report = vigie_sources::backups::check_report(
+                Some(&job),
+                Some(&status),
+                message.as_deref(),
+                started.as_deref(),
+                ended.as_deref(),
+                Some("cli"),
+            )
+            .map_err(|problems| {
+                for p in &problems {
+                    eprintln!("--{}: {}", p.field, p.problem);
+                }
+                anyhow::anyhow!("the backup report has {} problem(s)", problems.len())
+            })?;
+            let store = open_store(&config).await?;
+            let result = vigie_sources::repo::insert_backup(&store, &report).await;
+            store.close().await;
+            println!("backup report {} stored (job {job}, {status})", result?);
+        }
+        Command::Source(SourceCommand::Test { name }) => {
+            let Some(def) = crate::serve::source_defs(&config)
+                .into_iter()
+                .find(|d| d.name == name)
+            else {
+                let names: Vec<_> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                anyhow::bail!(
+                    "no source named `{name}` in the configuration (configured: {})",
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+            };
+            let store = open_store(&config).await?;
+            let result = vigie_sources::dry_run(&store, &def).await;
+            store.close().await;
+            let run = result.map_err(|e| anyhow::anyhow!("source {name}: {e}"))?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+            if let Some(stopped) = &run.stopped {
+                eprintln!("the poll stopped at a row: {stopped}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Agent(AgentCommand::Token { host }) => {
+            let store = open_store(&config).await?;
+            let result = vigie_hosts::repo::create_token(&store, &host).await;
             store.close().await;
             println!("{}", result?);
         }

@@ -67,6 +67,7 @@ pub(crate) struct Config {
     /// A relative path is relative to the working directory.
     pub(crate) data_dir: PathBuf,
     pub(crate) log: LogConfig,
+    pub(crate) console: ConsoleConfig,
     pub(crate) pipeline: PipelineConfig,
     /// `[[domains]]` replaces the whole default list when present.
     pub(crate) domains: Domains,
@@ -102,10 +103,68 @@ pub(crate) struct HttpConfig {
     pub(crate) public_url: Option<String>,
 }
 
-/// `[syslog]`: the receiver, UDP and TCP on the same address.
+/// `[syslog]`: the receiver (UDP and TCP on the same address unless `udp`/`tcp` say otherwise,
+/// optional TLS), its queue, and how long the messages are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SyslogConfig {
     pub(crate) listen: SocketAddr,
+    /// `udp`/`tcp`: this listener's own address instead of `listen`; `""` turns it off.
+    pub(crate) udp: Option<String>,
+    pub(crate) tcp: Option<String>,
+    /// `[syslog.tls]`: the RFC 5425 listener, paths resolved against the file's folder.
+    pub(crate) tls: Option<vigie_logs::syslog::TlsConfig>,
+    pub(crate) max_connections: usize,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) queue_capacity: usize,
+    pub(crate) idle_timeout: Duration,
+    /// Zone of RFC 3164 times: `UTC` or a fixed offset (`+01:00`).
+    pub(crate) timezone: String,
+    pub(crate) source_name: String,
+    /// Messages stored per transaction at most.
+    pub(crate) batch_size: usize,
+    /// Retention: days (0 = no age limit), rows and approximate bytes (0 = no limit).
+    pub(crate) retention_days: u32,
+    pub(crate) max_rows: u64,
+    pub(crate) max_bytes: u64,
+    pub(crate) purge_interval: Duration,
+}
+
+impl SyslogConfig {
+    /// The receiver's own configuration (`vigie-syslog`), from this section.
+    pub(crate) fn receiver(&self) -> vigie_logs::syslog::SyslogConfig {
+        let listen = self.listen.to_string();
+        vigie_logs::syslog::SyslogConfig {
+            udp: self.udp.clone().unwrap_or_else(|| listen.clone()),
+            tcp: self.tcp.clone().unwrap_or(listen),
+            tls: self.tls.clone(),
+            max_connections: self.max_connections,
+            max_message_bytes: self.max_message_bytes,
+            queue_capacity: self.queue_capacity,
+            idle_timeout: format!("{}ms", self.idle_timeout.as_millis()),
+            timezone: self.timezone.clone(),
+            source_name: self.source_name.clone(),
+        }
+    }
+}
+
+/// `[console]`: the web console's language, time zone, sessions and lockout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ConsoleConfig {
+    /// `fr` or `en`: pages for people with no choice and no `Accept-Language` match.
+    pub(crate) default_language: String,
+    /// An IANA zone (`Africa/Dakar`): how times are shown to users who chose none.
+    pub(crate) timezone: String,
+    /// A session unused this long ends.
+    pub(crate) session_idle: Duration,
+    /// A session ends this long after the login, however active.
+    pub(crate) session_lifetime: Duration,
+    /// Wrong passwords in a row that lock an account.
+    pub(crate) lockout_threshold: u32,
+    /// The first lock's length; each further lock doubles it, up to `lockout_max`.
+    pub(crate) lockout_base: Duration,
+    pub(crate) lockout_max: Duration,
+    /// How long an activation link mailed to a new user stays valid.
+    pub(crate) activation_ttl: Duration,
 }
 
 /// `[log]`: the process's own logs.
@@ -142,6 +201,13 @@ pub(crate) struct PipelineConfig {
     pub(crate) default_domain: String,
     /// The level of records no source or rule qualifies.
     pub(crate) default_severity: Level,
+    /// An alert raised again after a clear `flap_threshold` times within `flap_window` is flapping.
+    pub(crate) flap_window: Duration,
+    pub(crate) flap_threshold: u32,
+    /// Archived alerts are purged this long after they were archived; deleted ones after
+    /// `deleted_retention`.
+    pub(crate) archive_retention: Duration,
+    pub(crate) deleted_retention: Duration,
 }
 
 /// `[smtp]`: outgoing mail.
@@ -306,11 +372,35 @@ impl Config {
             },
             syslog: SyslogConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5514)),
+                udp: None,
+                tcp: None,
+                tls: None,
+                max_connections: 1000,
+                max_message_bytes: 64 * KIB as usize,
+                queue_capacity: 16_384,
+                idle_timeout: Duration::from_secs(300),
+                timezone: "UTC".to_owned(),
+                source_name: "syslog".to_owned(),
+                batch_size: 2000,
+                retention_days: 30,
+                max_rows: 0,
+                max_bytes: 2 * 1024 * MIB,
+                purge_interval: Duration::from_secs(60),
             },
             data_dir,
             log: LogConfig {
                 filter: "info".to_owned(),
                 format: LogFormat::Human,
+            },
+            console: ConsoleConfig {
+                default_language: "fr".to_owned(),
+                timezone: "UTC".to_owned(),
+                session_idle: Duration::from_secs(30 * 60),
+                session_lifetime: Duration::from_secs(12 * 3600),
+                lockout_threshold: 5,
+                lockout_base: Duration::from_secs(60),
+                lockout_max: Duration::from_secs(3600),
+                activation_ttl: Duration::from_secs(72 * 3600),
             },
             pipeline: PipelineConfig {
                 queue_capacity: 10_000,
@@ -320,6 +410,10 @@ impl Config {
                 fingerprint: FingerprintSpec::default(),
                 default_domain: "systems".to_owned(),
                 default_severity: Level::Warning,
+                flap_window: Duration::from_secs(3600),
+                flap_threshold: 3,
+                archive_retention: Duration::from_secs(180 * 86_400),
+                deleted_retention: Duration::from_secs(86_400),
             },
             domains: Domains::default(),
             smtp: None,
@@ -469,7 +563,52 @@ impl Loader {
             s.finish(p);
         }
         if let Some(mut s) = root.section(p, "syslog") {
-            set(&mut self.cfg.syslog.listen, s.addr(p, "listen"));
+            self.syslog(&mut s, p);
+            s.finish(p);
+        }
+        if let Some(mut s) = root.section(p, "console") {
+            let c = &mut self.cfg.console;
+            set(
+                &mut c.default_language,
+                s.parsed(p, "default_language", language),
+            );
+            set(&mut c.timezone, s.parsed(p, "timezone", timezone));
+            set(
+                &mut c.session_idle,
+                s.duration(p, "session_idle", Duration::from_secs(60)),
+            );
+            set(
+                &mut c.session_lifetime,
+                s.duration(p, "session_lifetime", Duration::from_secs(60)),
+            );
+            set(
+                &mut c.lockout_threshold,
+                s.int_in(p, "lockout_threshold", 1..=100),
+            );
+            set(
+                &mut c.lockout_base,
+                s.duration(p, "lockout_base", Duration::from_secs(1)),
+            );
+            set(
+                &mut c.lockout_max,
+                s.duration(p, "lockout_max", Duration::from_secs(1)),
+            );
+            set(
+                &mut c.activation_ttl,
+                s.duration(p, "activation_ttl", Duration::from_secs(60)),
+            );
+            if c.session_lifetime < c.session_idle {
+                p.add(
+                    "console.session_lifetime",
+                    "must not be shorter than console.session_idle",
+                );
+            }
+            if c.lockout_max < c.lockout_base {
+                p.add(
+                    "console.lockout_max",
+                    "must not be shorter than console.lockout_base",
+                );
+            }
             s.finish(p);
         }
         if let Some(mut s) = root.section(p, "log") {
@@ -561,6 +700,22 @@ impl Loader {
         if let Some(n) = s.u64_in(p, "default_severity", 0..=2) {
             set(&mut pl.default_severity, Level::from_number(n as i64));
         }
+        set(
+            &mut pl.flap_window,
+            s.duration(p, "flap_window", Duration::from_secs(1)),
+        );
+        set(
+            &mut pl.flap_threshold,
+            s.int_in(p, "flap_threshold", 2..=1000),
+        );
+        set(
+            &mut pl.archive_retention,
+            s.duration(p, "archive_retention", Duration::from_secs(3600)),
+        );
+        set(
+            &mut pl.deleted_retention,
+            s.duration(p, "deleted_retention", Duration::from_secs(60)),
+        );
     }
 
     fn sources(&mut self, list: Vec<Section<'_>>, domains: &[String], p: &mut Problems) {
@@ -594,6 +749,82 @@ impl Loader {
         }
     }
 
+    fn syslog(&mut self, s: &mut Section<'_>, p: &mut Problems) {
+        let c = &mut self.cfg.syslog;
+        set(&mut c.listen, s.addr(p, "listen"));
+        let listener = |text: &str| -> Result<String, String> {
+            let t = text.trim();
+            if t.is_empty() {
+                Ok(String::new())
+            } else {
+                parse_addr(t).map(|a| a.to_string())
+            }
+        };
+        c.udp = s.parsed(p, "udp", listener);
+        c.tcp = s.parsed(p, "tcp", listener);
+        set(
+            &mut c.max_connections,
+            s.int_in(p, "max_connections", 1..=100_000),
+        );
+        set(
+            &mut c.max_message_bytes,
+            s.int_in(p, "max_message_bytes", 480..=MIB),
+        );
+        set(
+            &mut c.queue_capacity,
+            s.int_in(p, "queue_capacity", 1..=1_000_000),
+        );
+        set(
+            &mut c.idle_timeout,
+            s.duration(p, "idle_timeout", Duration::from_secs(1)),
+        );
+        set(
+            &mut c.timezone,
+            s.parsed(p, "timezone", |t| {
+                vigie_logs::syslog::config::parse_timezone(t).map(|_| t.trim().to_owned())
+            }),
+        );
+        set(&mut c.source_name, s.parsed(p, "source_name", source_name));
+        set(&mut c.batch_size, s.int_in(p, "batch_size", 1..=10_000));
+        set(
+            &mut c.retention_days,
+            s.int_in(p, "retention_days", 0..=36_500),
+        );
+        set(
+            &mut c.max_rows,
+            s.u64_in(p, "max_rows", 0..=i64::MAX as u64),
+        );
+        set(
+            &mut c.max_bytes,
+            s.u64_in(p, "max_bytes", 0..=i64::MAX as u64),
+        );
+        set(
+            &mut c.purge_interval,
+            s.duration(p, "purge_interval", Duration::from_secs(1)),
+        );
+        if let Some(mut t) = s.section(p, "tls") {
+            let listen = t.required(p, "listen", |a| parse_addr(a).map(|a| a.to_string()));
+            let cert_file = t.required(p, "cert_file", non_empty);
+            let key_file = t.required(p, "key_file", non_empty);
+            let client_ca_file = t.parsed(p, "client_ca_file", non_empty);
+            if let (Some(listen), Some(cert), Some(key)) = (listen, cert_file, key_file) {
+                c.tls = Some(vigie_logs::syslog::TlsConfig {
+                    listen,
+                    cert_file: self.base_dir.join(cert),
+                    key_file: self.base_dir.join(key),
+                    client_ca_file: client_ca_file.map(|f| self.base_dir.join(f)),
+                });
+            }
+            t.finish(p);
+        }
+        // What only the receiver can check (the TLS files, above all), under the same keys.
+        if let Err(problems) = c.receiver().validate("syslog") {
+            for problem in problems {
+                p.add(problem.key, problem.problem);
+            }
+        }
+    }
+
     fn environment(&mut self, env: &dyn Fn(&str) -> Option<String>, p: &mut Problems) {
         let read = |p: &mut Problems, name: &str, parse: fn(&str) -> Result<String, String>| {
             env(name).and_then(|v| parse(&v).map_err(|e| p.add(name, e)).ok())
@@ -611,6 +842,11 @@ impl Loader {
             if let Some(v) = env(name) {
                 set(slot, parse_addr(&v).map_err(|e| p.add(name, e)).ok());
             }
+        }
+        // The variable is the address of both listeners, whatever the file said of each.
+        if env(ENV_SYSLOG_LISTEN).is_some() {
+            self.cfg.syslog.udp = None;
+            self.cfg.syslog.tcp = None;
         }
         if let Some(filter) = read(p, ENV_LOG, log_filter) {
             self.cfg.log.filter = filter;
@@ -1089,6 +1325,21 @@ fn mail_address(s: &str) -> Result<String, String> {
     }
 }
 
+fn language(s: &str) -> Result<String, String> {
+    match s {
+        "fr" | "en" => Ok(s.to_owned()),
+        _ => Err(format!("unknown language `{s}` (expected fr or en)")),
+    }
+}
+
+fn timezone(s: &str) -> Result<String, String> {
+    s.parse::<chrono_tz::Tz>()
+        .map(|_| s.to_owned())
+        .map_err(|_| {
+            format!("unknown time zone `{s}` (expected an IANA name such as Europe/Paris)")
+        })
+}
+
 fn log_filter(s: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::try_new(s)
         .map(|_| s.to_owned())
@@ -1219,6 +1470,59 @@ mod tests {
         assert_eq!(c.http.max_body_bytes, 4 * 1024 * 1024);
         assert!(c.smtp.is_none() && c.sources.is_empty() && c.source_path.is_none());
         assert_eq!(c, Config::default_for_tests());
+    }
+
+    #[test]
+    fn syslog_keys_are_read_and_checked_with_their_key() {
+        let text = r#"
+            [syslog]
+            listen = "127.0.0.1:1514"
+            udp = ""
+            tcp = "0.0.0.0:1601"
+            queue_capacity = 100
+            retention_days = 7
+            max_rows = 1000000
+            purge_interval = "30s"
+        "#;
+        let c = load_text(text, &no_env).unwrap();
+        let r = c.syslog.receiver();
+        assert_eq!((r.udp.as_str(), r.tcp.as_str()), ("", "0.0.0.0:1601"));
+        assert_eq!(r.queue_capacity, 100);
+        assert_eq!((c.syslog.retention_days, c.syslog.max_rows), (7, 1_000_000));
+        // The variable is the address of both listeners.
+        let env = |name: &str| (name == "VIGIE_SYSLOG_LISTEN").then(|| "127.0.0.9:2514".to_owned());
+        let r = load_text(text, &env).unwrap().syslog.receiver();
+        assert_eq!(
+            (r.udp.as_str(), r.tcp.as_str()),
+            ("127.0.0.9:2514", "127.0.0.9:2514")
+        );
+
+        let p = problems(
+            r#"
+            [syslog]
+            udp = "nowhere"
+            queue_capacity = 0
+            timezone = "Mars/Olympus"
+            retention_days = -1
+            purge_interval = "soon"
+            [syslog.tls]
+            listen = "0.0.0.0:6514"
+            cert_file = "/nonexistent/cert.pem"
+            key_file = "/nonexistent/key.pem"
+        "#,
+        );
+        for key in [
+            "syslog.udp",
+            "syslog.queue_capacity",
+            "syslog.timezone",
+            "syslog.retention_days",
+            "syslog.purge_interval",
+            "syslog.tls.cert_file",
+            "syslog.tls.key_file",
+        ] {
+            reason_of(&p, key);
+        }
+        assert!(reason_of(&p, "syslog.tls.cert_file").contains("/nonexistent/cert.pem"));
     }
 
     #[test]

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Service;
-use actix_web::http::StatusCode;
-use actix_web::{App, HttpResponse, HttpServer, middleware, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use vigie_alerts::api::{ApiLimits, RulesFile};
 use vigie_alerts::normalize::Limits;
 use vigie_alerts::pipeline::{Pipeline, PipelineSettings, SourceDefaults};
 use vigie_auth::TokenCache;
-use vigie_core::http::{json_error, unavailable};
+use vigie_core::http::unavailable;
 use vigie_core::store::Store;
 
 use crate::cli::{load_rules, open_store};
@@ -47,6 +46,26 @@ fn pipeline_settings(config: &Config) -> PipelineSettings {
         default_level: config.pipeline.default_severity,
         fingerprint: config.pipeline.fingerprint.clone(),
         sources,
+        flapping: vigie_alerts::pipeline::Flapping {
+            window: config.pipeline.flap_window,
+            threshold: config.pipeline.flap_threshold,
+        },
+    }
+}
+
+fn logs_settings(config: &Config) -> vigie_logs::LogsSettings {
+    let s = &config.syslog;
+    vigie_logs::LogsSettings {
+        syslog: s.receiver(),
+        retention: vigie_logs::Retention {
+            days: s.retention_days,
+            max_rows: s.max_rows,
+            max_bytes: s.max_bytes,
+            interval: s.purge_interval,
+            ..vigie_logs::Retention::default()
+        },
+        batch_size: s.batch_size,
+        ..vigie_logs::LogsSettings::default()
     }
 }
 
@@ -73,6 +92,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             admin.login, admin.password
         );
     }
+    let console = vigie_console::Console::start(console_settings(&config), &store)
+        .await
+        .context("cannot start the console")?;
     let rules = load_rules(&config).map_err(|problems| {
         for p in &problems {
             tracing::error!(problem = %p, "Rules file problem.");
@@ -80,13 +102,6 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         anyhow::anyhow!("the qualification rules have {} problem(s)", problems.len())
     })?;
     tracing::info!(rules = rules.len(), "Qualification rules loaded.");
-    for source in &config.sources {
-        tracing::warn!(
-            source = %source.name,
-            kind = source.kind.as_str(),
-            "Source configured, but this build has no poller for its kind yet: it is not polled."
-        );
-    }
 
     let checkpointer = store.spawn_checkpointer();
     let writer_store = store.dedicated_writer().await?;
@@ -96,7 +111,41 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         Arc::new(rules),
     );
     let writer = tokio::spawn(writer.run());
+    // Database sources: one poller per configured source; the backup table's watcher.
+    let sources = vigie_sources::Sources::start(
+        store.clone(),
+        Arc::new(pipeline.clone()),
+        source_defs(&config),
+    )
+    .await;
+    let backup_watcher = vigie_sources::BackupWatcher::new(
+        store.clone(),
+        Arc::new(pipeline.clone()),
+        vigie_sources::WatcherSettings::default(),
+    );
+    let backup_notifier = backup_watcher.notifier();
+    let (backups_stop, backups_stopped) = tokio::sync::watch::channel(false);
+    let backups = tokio::spawn(backup_watcher.run(backups_stopped));
+    // Host agents: the watcher that raises "host unreachable" for silent hosts.
+    let (hosts_stop, hosts_stopped) = tokio::sync::watch::channel(false);
+    let hosts_watcher = vigie_hosts::spawn_watcher(
+        store.clone(),
+        pipeline.clone(),
+        vigie_hosts::HostsSettings::default(),
+        hosts_stopped,
+    );
+    let (feed, feed_task) = vigie_alerts::live::Feed::start(store.clone(), &pipeline);
+    let waker = spawn_board_upkeep(store.clone(), feed.clone(), &config);
     let reloader = spawn_rules_reloader(pipeline.clone(), config.pipeline.rules_file.clone());
+    // On SQLite the messages go through the pipeline's writer connection: the two writers take
+    // turns instead of waiting on each other's locks.
+    let logs = vigie_logs::start(
+        writer_store.clone(),
+        Arc::new(pipeline.clone()),
+        &logs_settings(&config),
+    )
+    .await
+    .context("cannot start the syslog receiver")?;
     let upkeep = {
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -125,6 +174,10 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         }),
         rules_file: web::Data::new(RulesFile(config.pipeline.rules_file.clone())),
         tokens: web::Data::new(TokenCache::default()),
+        console: web::Data::new(console),
+        feed: web::Data::new(feed),
+        sources: web::Data::new(sources.clone()),
+        backups: web::Data::new(backup_notifier),
     };
     let server = HttpServer::new(move || app(state.clone()))
         .workers(workers)
@@ -138,14 +191,26 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     );
     server.await.context("the HTTP server failed")?;
 
+    // The syslog receiver first: what its connections accepted is stored and submitted to the
+    // pipeline before the pipeline's writer drains.
+    logs.shutdown().await;
+
     // The server has stopped taking requests; let the writer drain what was accepted.
     reloader.abort();
     upkeep.abort();
+    waker.abort();
+    sources.stop(Duration::from_secs(10)).await;
+    drop(sources);
+    let _ = backups_stop.send(true);
+    let _ = backups.await;
+    let _ = hosts_stop.send(true);
+    let _ = hosts_watcher.await;
     drop(pipeline);
     match tokio::time::timeout(DRAIN_TIMEOUT, writer).await {
         Ok(_) => tracing::info!("Ingestion queue drained."),
         Err(_) => tracing::error!("The ingestion queue did not drain in time."),
     }
+    feed_task.abort();
     if let Some(task) = checkpointer {
         task.abort();
     }
@@ -164,6 +229,92 @@ struct AppState {
     limits: web::Data<ApiLimits>,
     rules_file: web::Data<RulesFile>,
     tokens: web::Data<TokenCache>,
+    console: web::Data<vigie_console::Console>,
+    feed: web::Data<vigie_alerts::live::Feed>,
+    sources: web::Data<vigie_sources::Sources>,
+    backups: web::Data<vigie_sources::BackupNotifier>,
+}
+
+/// The configured `[[sources]]` as the sources module runs them.
+pub(crate) fn source_defs(config: &Config) -> Vec<vigie_sources::SourceDef> {
+    config
+        .sources
+        .iter()
+        .map(|s| vigie_sources::SourceDef {
+            name: s.name.clone(),
+            kind: s.kind.as_str().to_owned(),
+            url: s.url.clone(),
+            interval: s.interval,
+            enabled: s.enabled,
+            domain: s.domain.clone(),
+        })
+        .collect()
+}
+
+/// The board's upkeep: deferred alerts coming back when due, maintenance windows opening and
+/// closing, flapping marks settling, and (hourly) the purge of old archived and deleted alerts.
+fn spawn_board_upkeep(
+    store: Store,
+    feed: vigie_alerts::live::Feed,
+    config: &Config,
+) -> tokio::task::JoinHandle<()> {
+    use vigie_alerts::actions;
+    let flap_window = config.pipeline.flap_window;
+    let retention = actions::Retention {
+        archived: config.pipeline.archive_retention,
+        deleted: config.pipeline.deleted_retention,
+        batch: 1000,
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut last_purge: Option<Instant> = None;
+        loop {
+            tick.tick().await;
+            let mut changed = Vec::new();
+            match actions::wake_deferred(&store).await {
+                Ok(ids) => changed.extend(ids),
+                Err(e) => tracing::warn!(error = %e, "Cannot bring deferred alerts back."),
+            }
+            match vigie_alerts::maintenance::refresh(&store, None).await {
+                Ok(ids) => changed.extend(ids),
+                Err(e) => tracing::warn!(error = %e, "Cannot apply the maintenance windows."),
+            }
+            match actions::settle_flapping(&store, flap_window).await {
+                Ok(ids) => changed.extend(ids),
+                Err(e) => tracing::warn!(error = %e, "Cannot settle flapping alerts."),
+            }
+            feed.changed(changed);
+            if last_purge.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                last_purge = Some(Instant::now());
+                if let Err(e) = actions::purge(&store, retention).await {
+                    tracing::warn!(error = %e, "Cannot purge old archived alerts.");
+                }
+            }
+        }
+    })
+}
+
+fn console_settings(config: &Config) -> vigie_console::ConsoleSettings {
+    let c = &config.console;
+    vigie_console::ConsoleSettings {
+        default_lang: vigie_console::Lang::parse(&c.default_language)
+            .unwrap_or(vigie_console::Lang::Fr),
+        timezone: c.timezone.parse().unwrap_or(chrono_tz::UTC),
+        sessions: vigie_auth::session::SessionPolicy {
+            idle: c.session_idle,
+            lifetime: c.session_lifetime,
+        },
+        lockout: vigie_auth::login::LockoutPolicy {
+            threshold: c.lockout_threshold,
+            base: c.lockout_base,
+            max: c.lockout_max,
+        },
+        links: vigie_auth::LinkPolicy {
+            activation_ttl: c.activation_ttl,
+        },
+        public_url: config.http.public_url.clone(),
+        listen: config.http.listen.to_string(),
+    }
 }
 
 fn app(
@@ -184,11 +335,18 @@ fn app(
         .app_data(state.limits.clone())
         .app_data(state.rules_file.clone())
         .app_data(state.tokens.clone())
-        .wrap(
-            middleware::DefaultHeaders::new()
-                .add(("X-Content-Type-Options", "nosniff"))
-                .add(("Cache-Control", "no-store")),
-        )
+        .app_data(state.console.clone())
+        .app_data(state.feed.clone())
+        .app_data(state.sources.clone())
+        .app_data(state.backups.clone())
+        .wrap_fn(|req, srv| {
+            let call = srv.call(req);
+            async move {
+                let mut response = call.await?;
+                vigie_console::security_headers(response.headers_mut());
+                Ok(response)
+            }
+        })
         .wrap_fn(|req, srv| {
             let started = Instant::now();
             let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
@@ -207,8 +365,15 @@ fn app(
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_text))
+        .configure(vigie_alerts::act_api::configure)
         .configure(vigie_alerts::api::configure)
-        .default_service(web::to(not_found))
+        .configure(vigie_alerts::pages::configure)
+        .configure(vigie_logs::configure)
+        .configure(vigie_sources::configure)
+        .configure(vigie_hosts::configure)
+        .configure(vigie_hosts::pages::configure)
+        .configure(vigie_console::configure)
+        .default_service(web::to(vigie_console::not_found))
 }
 
 /// Lets an administrator reload the rules with `kill -HUP`.
@@ -268,8 +433,4 @@ async fn metrics_text(
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
-}
-
-async fn not_found() -> HttpResponse {
-    json_error(StatusCode::NOT_FOUND, "no such route", &[])
 }

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod board;
+mod console;
+mod hosts;
 mod support;
 
 use serde_json::{Value, json};

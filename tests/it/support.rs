@@ -247,6 +247,20 @@ impl Hub {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Answer {
+        self.request_with(method, path, token, content_type, &[], body)
+            .await
+    }
+
+    /// A request with extra headers (`Cookie`, `Accept-Language`).
+    pub(crate) async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        extra: &[(&str, String)],
+        body: &[u8],
+    ) -> Answer {
         // A refused connection (the hub is stopping) is an answer with status 0.
         let Ok(mut stream) = TcpStream::connect(&self.address).await else {
             return Answer {
@@ -265,6 +279,9 @@ impl Hub {
         }
         if let Some(ct) = content_type {
             head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        for (name, value) in extra {
+            head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await.expect("write head");
@@ -354,7 +371,149 @@ fn dechunk(mut body: &str) -> String {
             break;
         }
         out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
     }
+    out
+}
+
+/// A browser without JavaScript: keeps cookies, follows nothing by itself, reads the CSRF token
+/// of the last page it got.
+pub(crate) struct Browser<'a> {
+    hub: &'a Hub,
+    cookies: Vec<(String, String)>,
+    pub(crate) csrf: String,
+    pub(crate) lang: &'static str,
+}
+
+impl<'a> Browser<'a> {
+    pub(crate) fn new(hub: &'a Hub) -> Browser<'a> {
+        Browser {
+            hub,
+            cookies: Vec::new(),
+            csrf: String::new(),
+            lang: "en",
+        }
+    }
+
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(k, _)| k != name);
+        self.cookies.push((name.to_owned(), value.to_owned()));
+    }
+
+    fn remember(&mut self, answer: &Answer) {
+        for (k, v) in &answer.headers {
+            if !k.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let pair = v.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.retain(|(k, _)| k != name);
+                let removed = v.contains("Max-Age=0") || value.is_empty();
+                if !removed {
+                    self.cookies.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+        if let Some(token) = hidden_value(&answer.body, "_csrf") {
+            self.csrf = token;
+        }
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: &[u8]) -> Answer {
+        let mut extra = vec![("Accept-Language", self.lang.to_owned())];
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            extra.push(("Cookie", jar.join("; ")));
+        }
+        let content_type = (method == "POST").then_some("application/x-www-form-urlencoded");
+        let answer = self
+            .hub
+            .request_with(method, path, None, content_type, &extra, body)
+            .await;
+        self.remember(&answer);
+        answer
+    }
+
+    pub(crate) async fn get(&mut self, path: &str) -> Answer {
+        self.send("GET", path, b"").await
+    }
+
+    /// Posts a form with the current CSRF token added.
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let csrf = self.csrf.clone();
+        let mut all: Vec<(&str, &str)> = vec![("_csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly these fields (no CSRF token unless given).
+    pub(crate) async fn post_raw(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send("POST", path, body.as_bytes()).await
+    }
+
+    /// Logs in with a password: the login page, then the form. Returns the form's answer.
+    pub(crate) async fn login(&mut self, login: &str, password: &str) -> Answer {
+        let page = self.get("/login").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        self.post(
+            "/login",
+            &[("login", login), ("password", password), ("next", "/")],
+        )
+        .await
+    }
+}
+
+/// Percent-encodes a form value.
+pub(crate) fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The value of the first hidden input called `name` in a page.
+pub(crate) fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+/// The `data-menu` codes of the navigation in a page.
+pub(crate) fn menu_codes(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("data-menu=\"") {
+        rest = &rest[i + 11..];
+        if let Some(end) = rest.find('"') {
+            out.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+    out.sort();
+    out.dedup();
     out
 }
