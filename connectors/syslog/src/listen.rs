@@ -366,26 +366,54 @@ async fn run_accept(
                 continue;
             }
         };
-        let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
-            meter.dropped(&shared.stats, DropReason::ConnectionLimit, 1);
-            if let Some(suppressed) = CONNECTION_LIMIT.allow() {
-                tracing::warn!(%peer, %transport, suppressed, "syslog connection refused: too many open");
-            }
-            drop(stream);
-            continue;
+        admit(stream, peer, &tls, &shared, &meter, &stop, &mut connections);
+    }
+    // Connections the kernel completed before the stop belong to senders whose messages are
+    // already on their way: take them too, without waiting for new ones, and read what they hold.
+    loop {
+        let pending = tokio::select! {
+            biased;
+            r = listener.accept() => r,
+            () = std::future::ready(()) => break,
         };
-        connections.spawn(connection(
-            stream,
-            peer,
-            tls.clone(),
-            shared.clone(),
-            meter.clone(),
-            stop.clone(),
-            slot,
-        ));
+        match pending {
+            Ok((stream, peer)) => {
+                admit(stream, peer, &tls, &shared, &meter, &stop, &mut connections)
+            }
+            Err(_) => break,
+        }
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// Starts reading a connection, or refuses it when `max_connections` are open.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &Option<TlsAcceptor>,
+    shared: &Arc<Shared>,
+    meter: &Meter,
+    stop: &watch::Receiver<bool>,
+    connections: &mut JoinSet<()>,
+) {
+    let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
+        meter.dropped(&shared.stats, DropReason::ConnectionLimit, 1);
+        if let Some(suppressed) = CONNECTION_LIMIT.allow() {
+            tracing::warn!(%peer, transport = %meter.transport(), suppressed, "syslog connection refused: too many open");
+        }
+        drop(stream);
+        return;
+    };
+    connections.spawn(connection(
+        stream,
+        peer,
+        tls.clone(),
+        shared.clone(),
+        meter.clone(),
+        stop.clone(),
+        slot,
+    ));
 }
 
 async fn connection(

@@ -191,6 +191,10 @@ pub(crate) struct Meter {
 }
 
 impl Meter {
+    pub(crate) fn transport(&self) -> Transport {
+        self.transport
+    }
+
     pub(crate) fn new(transport: Transport) -> Meter {
         let label = transport.name();
         Meter {
