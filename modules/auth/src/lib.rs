@@ -3,10 +3,11 @@
 //! decide each user's permissions.
 //!
 //! Owns the tables `users`, `api_tokens`, `sessions`, `login_challenges`, `user_links`, `menus`,
-//! `menu_roles`, `user_menus` and `role_settings`. Secrets are stored as argon2id hashes (passwords)
+//! `menu_roles`, `user_menus`, `role_settings` and `user_domains`. Secrets are stored as argon2id hashes (passwords)
 //! or digests (tokens, session ids, links, recovery codes); each is shown once, at creation.
 
 mod cache;
+pub mod contacts;
 mod error;
 mod guard;
 pub mod login;

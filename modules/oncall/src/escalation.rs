@@ -1,0 +1,1 @@
+//! Escalation when nobody acknowledges.

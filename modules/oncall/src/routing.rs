@@ -1,0 +1,1 @@
+//! Automatic routing of alerts to the people on duty.

@@ -1,0 +1,1 @@
+//! Integration tests of the on-call module against the store.
