@@ -57,6 +57,9 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
+#[path = "config_hosts.rs"]
+mod hosts;
+
 /// The validated configuration of the hub.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Config {
@@ -75,6 +78,8 @@ pub(crate) struct Config {
     pub(crate) smtp: Option<SmtpConfig>,
     /// The database pollers, one per `[[sources]]` block, in file order.
     pub(crate) sources: Vec<SourceConfig>,
+    /// `[hosts]`: host agents' reachability and threshold limits (see `config_hosts`).
+    pub(crate) hosts: vigie_hosts::HostsSettings,
     /// The file that was read, if any (for messages and for resolving relative paths).
     pub(crate) source_path: Option<PathBuf>,
 }
@@ -417,6 +422,7 @@ impl Config {
             },
             domains: Domains::default(),
             smtp: None,
+            hosts: vigie_hosts::HostsSettings::default(),
             sources: Vec::new(),
             source_path: None,
         }
@@ -639,6 +645,10 @@ impl Loader {
         }
         if let Some(list) = root.sections(p, "sources") {
             self.sources(list, &known, p);
+        }
+        if let Some(mut s) = root.section(p, "hosts") {
+            hosts::read(&mut s, &mut self.cfg.hosts, p);
+            s.finish(p);
         }
         root.finish(p);
     }
@@ -1903,6 +1913,14 @@ mod tests {
             "label_en",
             "label_fr",
             "from",
+            "misses",
+            "watch_every",
+            "thresholds",
+            "groups",
+            "above",
+            "margin",
+            "reports",
+            "level",
             "name",
             "kind",
             "interval",

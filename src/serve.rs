@@ -131,7 +131,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let hosts_watcher = vigie_hosts::spawn_watcher(
         store.clone(),
         pipeline.clone(),
-        vigie_hosts::HostsSettings::default(),
+        config.hosts.clone(),
         hosts_stopped,
     );
     let (feed, feed_task) = vigie_alerts::live::Feed::start(store.clone(), &pipeline);
@@ -178,6 +178,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         feed: web::Data::new(feed),
         sources: web::Data::new(sources.clone()),
         backups: web::Data::new(backup_notifier),
+        hosts: web::Data::new(config.hosts.clone()),
     };
     let server = HttpServer::new(move || app(state.clone()))
         .workers(workers)
@@ -233,6 +234,7 @@ struct AppState {
     feed: web::Data<vigie_alerts::live::Feed>,
     sources: web::Data<vigie_sources::Sources>,
     backups: web::Data<vigie_sources::BackupNotifier>,
+    hosts: web::Data<vigie_hosts::HostsSettings>,
 }
 
 /// The configured `[[sources]]` as the sources module runs them.
@@ -339,6 +341,7 @@ fn app(
         .app_data(state.feed.clone())
         .app_data(state.sources.clone())
         .app_data(state.backups.clone())
+        .app_data(state.hosts.clone())
         .wrap_fn(|req, srv| {
             let call = srv.call(req);
             async move {

@@ -83,6 +83,10 @@ async fn an_agent_report_shows_on_the_hosts_list_and_the_host_page() {
         "charts drawn on the server"
     );
     assert!(page.body.contains("data-test=\"host-status\""));
+    assert!(
+        page.body.contains("data-test=\"limits-origin\""),
+        "the limits that apply are shown"
+    );
     assert_eq!(op.get("/hosts/nobody").await.status, 404);
     // The manager administers equipment: revoking the agent's token refuses its next report.
     let (code, _, err) = env

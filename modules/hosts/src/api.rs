@@ -46,10 +46,11 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-fn settings(req: &HttpRequest) -> HostsSettings {
+/// The hub's settings, shared (not cloned per report); the defaults when none were given.
+fn settings(req: &HttpRequest) -> web::Data<HostsSettings> {
     req.app_data::<web::Data<HostsSettings>>()
-        .map(|s| s.get_ref().clone())
-        .unwrap_or_default()
+        .cloned()
+        .unwrap_or_else(|| web::Data::new(HostsSettings::default()))
 }
 
 async fn report(
@@ -139,7 +140,8 @@ async fn accept(
             format!("is more than {FUTURE_SKEW} s in the future"),
         ));
     }
-    let stored = repo::store_report(store, host_id, &report, &settings.thresholds).await?;
+    let (limits, _) = settings.thresholds.for_host(&name);
+    let stored = repo::store_report(store, host_id, &report, limits).await?;
     if stored.replay {
         metrics::counter!("vigie_agent_reports_total", "outcome" => "replayed").increment(1);
         return Ok(HttpResponse::Ok().json(json!({"fast": stored.fast, "replayed": true})));

@@ -29,9 +29,10 @@ pub const SOURCE: &str = "agent";
 pub const DOMAIN: &str = "systems";
 
 /// The module's settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct HostsSettings {
-    pub thresholds: thresholds::Thresholds,
+    /// Which limits apply to which host.
+    pub thresholds: thresholds::ThresholdPolicy,
     /// A report's body, at most (bytes).
     pub body_max: usize,
     /// Missed intervals before a host is unreachable.
@@ -46,7 +47,7 @@ pub struct HostsSettings {
 impl Default for HostsSettings {
     fn default() -> HostsSettings {
         HostsSettings {
-            thresholds: thresholds::Thresholds::default(),
+            thresholds: thresholds::ThresholdPolicy::default(),
             body_max: 1024 * 1024,
             misses: 3,
             watch_every: Duration::from_secs(10),

@@ -11,7 +11,8 @@ use vigie_console::{Console, FormData, PageError, Viewer};
 use vigie_core::role::Permission;
 use vigie_core::store::Store;
 
-use crate::{chart, repo};
+use crate::thresholds::Thresholds;
+use crate::{HostsSettings, chart, repo};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/hosts", web::get().to(list))
@@ -105,6 +106,11 @@ async fn host(
         &RANGES.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
     );
     context.insert("downtimes", &repo::downtimes(&store, host_id).await?);
+    let settings = req.app_data::<web::Data<HostsSettings>>().cloned();
+    let settings = settings.unwrap_or_else(|| web::Data::new(HostsSettings::default()));
+    let (limits, origin) = settings.thresholds.for_host(&line.name);
+    context.insert("limits_origin", &origin);
+    context.insert("limits", &limit_rows(limits));
     context.insert(
         "can_revoke",
         &viewer.permissions.contains(Permission::EquipmentAdmin),
@@ -172,4 +178,37 @@ fn form_urlencoded_path(name: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// One threshold as the host page lists it.
+#[derive(Serialize)]
+struct LimitRow {
+    /// Its label's key in the locale files.
+    label: &'static str,
+    above: f64,
+    margin: f64,
+    reports: u32,
+    /// `"0"` to `"2"`, the key of the level's label.
+    level: String,
+}
+
+fn limit_rows(t: &Thresholds) -> Vec<LimitRow> {
+    [
+        ("limit_cpu", t.cpu),
+        ("limit_memory", t.memory),
+        ("limit_filesystem", t.filesystem),
+        ("limit_load_per_core", t.load_per_core),
+        ("limit_temperature", t.temperature),
+        ("limit_smart_failed", t.smart_failed),
+        ("limit_failed_units", t.failed_units),
+    ]
+    .into_iter()
+    .map(|(label, l)| LimitRow {
+        label,
+        above: l.above,
+        margin: l.margin,
+        reports: l.reports,
+        level: (l.level as u8).to_string(),
+    })
+    .collect()
 }

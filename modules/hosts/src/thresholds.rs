@@ -23,7 +23,7 @@ pub struct Limit {
     pub level: Level,
 }
 
-/// The defaults, used for every host (per-host and per-group settings are not done yet).
+/// A full set of limits: the defaults, a group's or a host's (see [`ThresholdPolicy`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Thresholds {
     /// Total CPU busy, percent.
@@ -65,6 +65,90 @@ impl Default for Thresholds {
             failed_units: warning(0.0, 0.0, 1),
         }
     }
+}
+
+/// Which limits apply to which host: a host's own set, else the first group whose patterns
+/// match its name, else the defaults. Each set is complete: the configuration layers a group's
+/// values over the defaults and a host's over its group's when it is read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThresholdPolicy {
+    pub default: Thresholds,
+    /// In the order of the configuration: the first match wins.
+    pub groups: Vec<HostGroup>,
+    /// Hosts with limits of their own, by exact name.
+    pub hosts: Vec<HostLimits>,
+}
+
+/// A named set of hosts sharing limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostGroup {
+    pub name: String,
+    /// Host name patterns: `*` any run of characters, `?` one character; case-insensitive.
+    pub patterns: Vec<String>,
+    pub thresholds: Thresholds,
+}
+
+/// One host's own limits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostLimits {
+    pub host: String,
+    /// The group whose limits it was layered over, if any.
+    pub group: Option<String>,
+    pub thresholds: Thresholds,
+}
+
+/// Where a host's limits come from, for the console.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Origin {
+    Default,
+    Group(String),
+    Host(String),
+}
+
+impl ThresholdPolicy {
+    /// The limits for `host` and where they come from.
+    pub fn for_host(&self, host: &str) -> (&Thresholds, Origin) {
+        if let Some(h) = self.hosts.iter().find(|h| h.host.eq_ignore_ascii_case(host)) {
+            return (&h.thresholds, Origin::Host(h.host.clone()));
+        }
+        match self.group_of(host) {
+            Some(g) => (&g.thresholds, Origin::Group(g.name.clone())),
+            None => (&self.default, Origin::Default),
+        }
+    }
+
+    /// The first group whose patterns match `host`.
+    pub fn group_of(&self, host: &str) -> Option<&HostGroup> {
+        self.groups
+            .iter()
+            .find(|g| g.patterns.iter().any(|p| glob_match(p, host)))
+    }
+}
+
+/// `*` matches any run of characters (none included), `?` exactly one; ASCII case-insensitive.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let n: Vec<char> = name.chars().map(|c| c.to_ascii_lowercase()).collect();
+    // Iterative matcher with one backtrack point (the last `*`): linear in practice.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// One figure of a report checked against its limit.
@@ -230,6 +314,61 @@ pub fn health(states: &States, unreachable: bool) -> u8 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_whole_names_case_insensitively() {
+        assert!(glob_match("db-*", "DB-1"));
+        assert!(glob_match("db-*", "db-"));
+        assert!(!glob_match("db-*", "web-db-1"));
+        assert!(glob_match("*-prod", "pay-prod"));
+        assert!(glob_match("pg?", "pg1"));
+        assert!(!glob_match("pg?", "pg12"));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn a_host_uses_its_own_limits_else_its_first_group_else_the_defaults() {
+        let mut db = Thresholds::default();
+        db.filesystem.above = 80.0;
+        let mut own = db.clone();
+        own.filesystem.above = 97.0;
+        let policy = ThresholdPolicy {
+            default: Thresholds::default(),
+            groups: vec![
+                HostGroup {
+                    name: "databases".into(),
+                    patterns: vec!["db-*".into(), "pg?".into()],
+                    thresholds: db.clone(),
+                },
+                HostGroup {
+                    name: "all-db".into(),
+                    patterns: vec!["*db*".into()],
+                    thresholds: Thresholds::default(),
+                },
+            ],
+            hosts: vec![HostLimits {
+                host: "db-archive".into(),
+                group: Some("databases".into()),
+                thresholds: own.clone(),
+            }],
+        };
+        assert_eq!(
+            policy.for_host("db-archive"),
+            (&own, Origin::Host("db-archive".into()))
+        );
+        assert_eq!(
+            policy.for_host("db-1"),
+            (&db, Origin::Group("databases".into()))
+        );
+        assert_eq!(
+            policy.for_host("pg2").1,
+            Origin::Group("databases".into())
+        );
+        assert_eq!(policy.for_host("web").1, Origin::Default);
+        assert_eq!(policy.for_host("olddb").1, Origin::Group("all-db".into()));
+    }
 
     fn check(value: f64) -> Check {
         Check {

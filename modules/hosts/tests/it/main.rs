@@ -314,6 +314,59 @@ async fn full_filesystem_raises_an_alert_after_its_duration_and_clears_when_free
 }
 
 #[tokio::test]
+async fn a_group_and_a_host_of_their_own_change_the_limits() {
+    use vigie_hosts::HostsSettings;
+    use vigie_hosts::thresholds::{HostGroup, HostLimits, Thresholds};
+
+    let h = hub().await;
+    let mut db = Thresholds::default();
+    db.filesystem.above = 80.0;
+    db.filesystem.reports = 1;
+    let mut archive = db.clone();
+    archive.filesystem.above = 97.0;
+    let mut settings = HostsSettings::default();
+    settings.thresholds.groups.push(HostGroup {
+        name: "databases".into(),
+        patterns: vec!["db-*".into()],
+        thresholds: db,
+    });
+    settings.thresholds.hosts.push(HostLimits {
+        host: "db-archive".into(),
+        group: Some("databases".into()),
+        thresholds: archive,
+    });
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(h.store.clone()))
+            .app_data(web::Data::new(h.pipeline.clone()))
+            .app_data(web::Data::new(settings))
+            .configure(vigie_hosts::configure),
+    )
+    .await;
+    let at = Utc::now() - Duration::minutes(1);
+    for host in ["db-1", "db-archive", "web1"] {
+        let token = vigie_hosts::repo::create_token(&h.store, host)
+            .await
+            .unwrap();
+        let (status, _) = post(&app, &token, &report(host, &format!("{host}-1"), at, 85.0)).await;
+        assert_eq!(status, 200);
+    }
+    // 85 % is over the group's 80 (one report is enough there), under the host's own 97, and
+    // under the default 90 with its two reports.
+    let raised = |host: &'static str| {
+        let store = h.store.clone();
+        async move {
+            agent_alert(&store, &format!("{host}:/"), "threshold:fs")
+                .await
+                .is_some()
+        }
+    };
+    assert!(raised("db-1").await, "group limit applies");
+    assert!(!raised("db-archive").await, "the host's own limit wins");
+    assert!(!raised("web1").await, "defaults elsewhere");
+}
+
+#[tokio::test]
 async fn silent_host_becomes_unreachable_then_comes_back() {
     let h = hub().await;
     let app = app(&h).await;
