@@ -11,12 +11,12 @@ use vigie_auth::Caller;
 use vigie_core::role::Permission;
 use vigie_core::store::Store;
 use vigie_core::time::now;
-use vigie_source::{Ingest, Submission};
+use vigie_source::Ingest;
 
 use crate::error::HostsError;
 use crate::repo::{self, TokenHost};
 use crate::rollup;
-use crate::{HostsSettings, threshold_record, unreachable_record};
+use crate::{HostsSettings, outbox};
 
 /// How far in the future a report may be dated (clock skew).
 const FUTURE_SKEW: i64 = 300;
@@ -147,24 +147,10 @@ async fn accept(
         return Ok(HttpResponse::Ok().json(json!({"fast": stored.fast, "replayed": true})));
     }
     metrics::counter!("vigie_agent_reports_total", "outcome" => "stored").increment(1);
-    let mut records: Vec<_> = stored
-        .transitions
-        .iter()
-        .map(|t| threshold_record(&name, t, report.collected_at))
-        .collect();
-    if stored.back {
-        records.push(unreachable_record(&name, received, true));
-    }
-    if !records.is_empty() {
-        // The report is committed: a pipeline failure is logged, the alert is not retried.
-        if let Err(e) = ingest
-            .submit(Submission {
-                records,
-                checkpoint: None,
-            })
-            .await
-        {
-            tracing::error!(host = %name, error = %e, "The host's alerts could not be submitted.");
+    if !stored.transitions.is_empty() || stored.back {
+        // Queued with the report; a refusal leaves them for the watcher's next pass.
+        if let Err(e) = outbox::deliver(store, ingest).await {
+            tracing::warn!(host = %name, error = %e, "The host's alerts wait for the pipeline.");
         }
     }
     Ok(HttpResponse::Ok().json(json!({"fast": stored.fast})))

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod chart;
 mod error;
+pub mod outbox;
 pub mod pages;
 pub mod repo;
 pub mod rollup;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, json};
 use vigie_core::store::{Store, StoreError};
-use vigie_source::{Ingest, IngestError, Level, RawRecord, Submission};
+use vigie_source::{Ingest, IngestError, Level, RawRecord};
 
 pub use api::configure;
 pub use error::HostsError;
@@ -133,19 +134,8 @@ pub async fn check_reachability(
     misses: u32,
 ) -> Result<Vec<String>, WatchError> {
     let gone = repo::mark_unreachable(store, at, misses).await?;
-    if gone.is_empty() {
-        return Ok(Vec::new());
-    }
-    let records = gone
-        .iter()
-        .map(|u| unreachable_record(&u.name, u.since, false))
-        .collect();
-    ingest
-        .submit(Submission {
-            records,
-            checkpoint: None,
-        })
-        .await?;
+    // Also what an earlier pass or report could not hand over.
+    outbox::deliver(store, ingest).await?;
     for u in &gone {
         tracing::warn!(host = %u.name, since = %u.since, "Host unreachable.");
     }

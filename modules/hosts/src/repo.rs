@@ -12,6 +12,7 @@ use vigie_core::store::{Backend, Marks, Store, StoreError, statement_chunks};
 use vigie_core::time::{now, to_store_precision};
 use vigie_core::{on_pool, on_tx};
 
+use crate::outbox::{self, HostAlert};
 use crate::thresholds::{self, States, Thresholds, Transition};
 
 /// Prefix of a host agent's token.
@@ -243,6 +244,15 @@ pub async fn store_report(
             q.execute(&mut *conn).await?;
         }
     });
+    let mut alerts: Vec<HostAlert> = transitions
+        .iter()
+        .cloned()
+        .map(HostAlert::Threshold)
+        .collect();
+    if back {
+        alerts.push(HostAlert::Back(received));
+    }
+    outbox::queue(&mut tx, &host.name, report.collected_at, &alerts).await?;
     tx.commit().await?;
     Ok(Stored {
         replay: false,
@@ -399,6 +409,9 @@ pub async fn mark_unreachable(
             }
             changed
         });
+        if changed > 0 {
+            outbox::queue(&mut tx, &name, at, &[HostAlert::Down(since)]).await?;
+        }
         tx.commit().await?;
         if changed > 0 {
             out.push(Unreachable { name, since });

@@ -109,7 +109,11 @@ pub enum Origin {
 impl ThresholdPolicy {
     /// The limits for `host` and where they come from.
     pub fn for_host(&self, host: &str) -> (&Thresholds, Origin) {
-        if let Some(h) = self.hosts.iter().find(|h| h.host.eq_ignore_ascii_case(host)) {
+        if let Some(h) = self
+            .hosts
+            .iter()
+            .find(|h| h.host.eq_ignore_ascii_case(host))
+        {
             return (&h.thresholds, Origin::Host(h.host.clone()));
         }
         match self.group_of(host) {
@@ -362,10 +366,7 @@ mod tests {
             policy.for_host("db-1"),
             (&db, Origin::Group("databases".into()))
         );
-        assert_eq!(
-            policy.for_host("pg2").1,
-            Origin::Group("databases".into())
-        );
+        assert_eq!(policy.for_host("pg2").1, Origin::Group("databases".into()));
         assert_eq!(policy.for_host("web").1, Origin::Default);
         assert_eq!(policy.for_host("olddb").1, Origin::Group("all-db".into()));
     }

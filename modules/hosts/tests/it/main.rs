@@ -624,3 +624,63 @@ async fn metrics_are_rolled_up_then_raw_rows_expire() {
         .unwrap();
     assert_eq!(again.buckets, 0);
 }
+
+/// A pipeline that refuses everything, as a full or stopping one does.
+struct Refusing;
+
+impl vigie_source::Ingest for Refusing {
+    fn submit(&self, _: vigie_source::Submission) -> vigie_source::IngestFuture<'_> {
+        Box::pin(async { Err(vigie_source::IngestError::Overloaded) })
+    }
+}
+
+#[tokio::test]
+async fn alerts_the_pipeline_refused_wait_in_the_store_and_are_delivered_later() {
+    use vigie_hosts::outbox;
+    use vigie_hosts::thresholds::Thresholds;
+
+    let h = hub().await;
+    vigie_hosts::repo::create_token(&h.store, "db1")
+        .await
+        .unwrap();
+    let host_id = vigie_hosts::repo::host_id(&h.store, "db1")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut limits = Thresholds::default();
+    limits.filesystem.reports = 1;
+    let body = report("db1", "r-1", Utc::now() - Duration::seconds(5), 97.0);
+    let parsed: vigie_agent::report::Report = serde_json::from_value(body).unwrap();
+    let stored = vigie_hosts::repo::store_report(&h.store, host_id, &parsed, &limits)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.transitions.len(),
+        1,
+        "the filesystem threshold is crossed"
+    );
+    assert_eq!(
+        count(&h.store, "host_alert_outbox").await,
+        1,
+        "queued with the report"
+    );
+
+    // The pipeline refuses: the alert stays queued.
+    assert!(outbox::deliver(&h.store, &Refusing).await.is_err());
+    assert_eq!(count(&h.store, "host_alert_outbox").await, 1);
+    assert!(
+        agent_alert(&h.store, "db1:/", "threshold:fs")
+            .await
+            .is_none()
+    );
+
+    // The watcher's next pass hands it over.
+    vigie_hosts::check_reachability(&h.store, &h.pipeline, Utc::now(), 3)
+        .await
+        .unwrap();
+    assert_eq!(count(&h.store, "host_alert_outbox").await, 0);
+    let alert = agent_alert(&h.store, "db1:/", "threshold:fs")
+        .await
+        .expect("raised once the pipeline took it");
+    assert_eq!(alert.count, 0, "submitted once: no duplicate absorbed");
+}
