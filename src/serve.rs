@@ -375,6 +375,7 @@ fn app(
         .configure(vigie_sources::configure)
         .configure(vigie_hosts::configure)
         .configure(vigie_hosts::pages::configure)
+        .configure(vigie_kb::configure)
         .configure(vigie_console::configure)
         .default_service(web::to(vigie_console::not_found))
 }

@@ -70,7 +70,6 @@ pub(crate) const PENDING: &[(&str, Permission, &str)] = &[
         Permission::IncidentsOpen,
         "menu.incidents_open",
     ),
-    ("/kb", Permission::KnowledgeBase, "menu.kb"),
     (
         "/oncall",
         Permission::OncallView,
