@@ -104,6 +104,17 @@ pub fn build(
         domain: def.domain.clone(),
         settings,
     };
+    // SQL Server tools (WhatsUp Gold, SolarWinds Orion) are read by vigie-mssql (tiberius).
+    if vigie_mssql::handles(&spec.kind) {
+        let spec = vigie_mssql::Spec {
+            name: spec.name,
+            kind: spec.kind,
+            url: spec.url,
+            domain: spec.domain,
+            settings: spec.settings,
+        };
+        return Ok((vigie_mssql::build(&spec)?, poll));
+    }
     Ok((vigie_sql::build(&spec)?, poll))
 }
 
