@@ -187,6 +187,13 @@ pub const BUILTIN: &[Builtin] = {
             96,
         ),
         leaf("admin.audit", ADM, Some("/admin/audit"), P::AdminAudit, 97),
+        leaf(
+            "admin.notifications",
+            ADM,
+            Some("/admin/notifications"),
+            P::AdminUsers,
+            98,
+        ),
     ]
 };
 

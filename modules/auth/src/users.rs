@@ -369,6 +369,9 @@ pub struct Person {
     pub role: Role,
     pub lang: Option<String>,
     pub timezone: Option<String>,
+    /// The domains they belong to, saved in the same transaction; `None` leaves them as they
+    /// are. The caller checks them against the configured list.
+    pub domains: Option<Vec<String>>,
 }
 
 const TEXT_MAX: usize = 100;
@@ -454,6 +457,7 @@ pub fn check_person(
             role,
             lang,
             timezone,
+            domains: None,
         }),
         _ => Err(problems),
     }
@@ -535,14 +539,21 @@ pub async fn create_person(
         let menus = crate::menus::for_user(store, id, person.role).await?;
         crate::menus::set_user_choices(&mut tx, id, &menus, person.role, choice).await?;
     }
+    if let Some(domains) = &person.domains {
+        crate::contacts::set_domains(&mut tx, id, domains).await?;
+    }
     let user = get_user_tx(&mut tx, id).await?.ok_or(AuthError::NotFound)?;
     let token = new_link(&mut tx, id, "activation", policy.activation_ttl).await?;
     vigie_notify::enqueue(&mut tx, &mail(&user, &token)).await?;
+    let mut view = user.audit_view();
+    if let Some(domains) = &person.domains {
+        view["domains"] = serde_json::json!(domains);
+    }
     vigie_core::audit::record(
         &mut tx,
         Entry::new(Some(actor), ip, "user.create")
             .target("user", id, &person.login)
-            .change(None, Some(user.audit_view())),
+            .change(None, Some(view)),
     )
     .await?;
     tx.commit().await?;
@@ -752,6 +763,18 @@ pub async fn update_person(
             .map(|m| m.code.as_str())
             .collect();
         after_view["menus"] = serde_json::json!(enabled_after);
+    }
+    if let Some(domains) = &person.domains {
+        let before_domains: Vec<String> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+            "SELECT domain FROM user_domains WHERE user_id = $1 ORDER BY domain",
+        )
+        .bind(id)
+        .fetch_all(conn)
+        .await)
+        .map_err(StoreError::from)?;
+        crate::contacts::set_domains(&mut tx, id, domains).await?;
+        before_view["domains"] = serde_json::json!(before_domains);
+        after_view["domains"] = serde_json::json!(domains);
     }
     vigie_notify::enqueue(&mut tx, &mail(&after)).await?;
     vigie_core::audit::record(

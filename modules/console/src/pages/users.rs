@@ -10,6 +10,7 @@ use serde::Serialize;
 use tera::Context;
 use vigie_auth::menus::{self, MenuEntry};
 use vigie_auth::{AuthError, Person, PersonForm, User};
+use vigie_core::domain::Domains;
 use vigie_core::role::{Permission, Role};
 use vigie_core::store::Store;
 use vigie_notify::Mail;
@@ -143,7 +144,52 @@ fn form_context(
     context
 }
 
+/// A domain's checkbox on the user form (managers head their domains; on-call people are
+/// planned per domain).
+#[derive(Serialize)]
+struct DomainChoice {
+    id: String,
+    label: String,
+    checked: bool,
+}
+
+/// The configured domains (the hub registers them; the defaults otherwise).
+fn configured_domains(req: &HttpRequest) -> Domains {
+    req.app_data::<web::Data<Domains>>()
+        .map_or_else(Domains::default, |d| d.get_ref().clone())
+}
+
+fn domain_choices(req: &HttpRequest, lang: Lang, ticked: &[String]) -> Vec<DomainChoice> {
+    configured_domains(req)
+        .list()
+        .iter()
+        .map(|d| DomainChoice {
+            id: d.id.clone(),
+            label: match lang {
+                Lang::Fr => d.label_fr.clone(),
+                Lang::En => d.label_en.clone(),
+            },
+            checked: ticked.contains(&d.id),
+        })
+        .collect()
+}
+
+/// The domains ticked in a submitted form, configured ones only, sorted.
+fn ticked_domains(req: &HttpRequest, form: &FormData) -> Vec<String> {
+    let domains = configured_domains(req);
+    let mut ticked: Vec<String> = form
+        .all("domain")
+        .into_iter()
+        .filter(|d| domains.contains(d))
+        .map(str::to_owned)
+        .collect();
+    ticked.sort();
+    ticked.dedup();
+    ticked
+}
+
 async fn new_form(
+    req: HttpRequest,
     viewer: Viewer,
     console: web::Data<Console>,
     store: web::Data<Store>,
@@ -159,6 +205,7 @@ async fn new_form(
     });
     let mut context = form_context(&viewer, &person, menu_choices, BTreeMap::new());
     context.insert("creating", &true);
+    context.insert("user_domains", &domain_choices(&req, viewer.lang, &[]));
     Ok(page(
         &console,
         &viewer,
@@ -228,12 +275,15 @@ fn changed_mail(console: &Console, user: &User) -> Mail {
     }
 }
 
+// The parts of the form the handlers hold, passed as they are.
+#[allow(clippy::too_many_arguments)]
 async fn redisplay(
     viewer: &Viewer,
     console: &Console,
     store: &Store,
     person: &PersonForm,
     ticked: &HashSet<i64>,
+    picked: &[DomainChoice],
     problems: &[vigie_auth::Problem],
     editing: Option<i64>,
 ) -> Result<HttpResponse, PageError> {
@@ -248,6 +298,7 @@ async fn redisplay(
         menu_choices,
         field_errors(console, viewer.lang, problems),
     );
+    context.insert("user_domains", picked);
     match editing {
         Some(id) => context.insert("user_id", &id),
         None => context.insert("creating", &true),
@@ -262,6 +313,7 @@ async fn redisplay(
 }
 
 async fn create(
+    req: HttpRequest,
     viewer: Viewer,
     body: web::Bytes,
     console: web::Data<Console>,
@@ -271,8 +323,13 @@ async fn create(
     let form = form(&viewer, &body)?;
     let person_form = person_form(&form);
     let ticked = form.ids("menu");
+    let wanted = ticked_domains(&req, &form);
+    let picked = domain_choices(&req, viewer.lang, &wanted);
     let person: Person = match vigie_auth::check_person(&person_form, &valid_timezone) {
-        Ok(p) => p,
+        Ok(p) => Person {
+            domains: Some(wanted.clone()),
+            ..p
+        },
         Err(problems) => {
             return redisplay(
                 &viewer,
@@ -280,6 +337,7 @@ async fn create(
                 &store,
                 &person_form,
                 &ticked,
+                &picked,
                 &problems,
                 None,
             )
@@ -317,6 +375,7 @@ async fn create(
                 &store,
                 &person_form,
                 &ticked,
+                &picked,
                 &problems,
                 None,
             )
@@ -377,6 +436,7 @@ async fn show(
 }
 
 async fn edit_form(
+    req: HttpRequest,
     viewer: Viewer,
     id: web::Path<i64>,
     console: web::Data<Console>,
@@ -410,6 +470,8 @@ async fn edit_form(
     });
     let mut context = form_context(&viewer, &person, menu_choices, BTreeMap::new());
     context.insert("user_id", &user.id);
+    let current = vigie_auth::contacts::domains_of(&store, user.id).await?;
+    context.insert("user_domains", &domain_choices(&req, viewer.lang, &current));
     Ok(page(
         &console,
         &viewer,
@@ -419,6 +481,7 @@ async fn edit_form(
 }
 
 async fn update(
+    req: HttpRequest,
     viewer: Viewer,
     id: web::Path<i64>,
     body: web::Bytes,
@@ -430,8 +493,13 @@ async fn update(
     let user = load_user(&viewer, &store, *id).await?;
     let person_form = person_form(&form);
     let ticked = form.ids("menu");
+    let wanted = ticked_domains(&req, &form);
+    let picked = domain_choices(&req, viewer.lang, &wanted);
     let person = match vigie_auth::check_person(&person_form, &valid_timezone) {
-        Ok(p) => p,
+        Ok(p) => Person {
+            domains: Some(wanted.clone()),
+            ..p
+        },
         Err(problems) => {
             return redisplay(
                 &viewer,
@@ -439,6 +507,7 @@ async fn update(
                 &store,
                 &person_form,
                 &ticked,
+                &picked,
                 &problems,
                 Some(user.id),
             )
@@ -461,6 +530,7 @@ async fn update(
                 &store,
                 &person_form,
                 &ticked,
+                &picked,
                 &problems,
                 Some(user.id),
             )
@@ -498,6 +568,7 @@ async fn update(
                 &store,
                 &person_form,
                 &ticked,
+                &picked,
                 &problems,
                 Some(user.id),
             )
