@@ -259,6 +259,25 @@ async fn change_state(
     Ok(())
 }
 
+/// Links an alert to the incident opened from it, in the caller's (the incident's opening)
+/// transaction; returns whether the alert exists.
+pub async fn link_incident(
+    tx: &mut StoreTx,
+    alert_id: i64,
+    incident_id: i64,
+) -> Result<bool, StoreError> {
+    let n = on_tx!(tx, conn => sqlx::query(
+        "UPDATE alerts SET incident_id = $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(incident_id)
+    .bind(now())
+    .bind(alert_id)
+    .execute(conn)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
 /// Brings back the deferred alerts that are due; returns their ids (to publish).
 pub async fn wake_deferred(store: &Store) -> Result<Vec<i64>, StoreError> {
     let at = now();
