@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use vigie_poll::stats::statistics;
 use vigie_poll::text::{self, RESOURCE_MAX};
-use vigie_poll::{Answer, Batch, BoxFuture, Equipment, Period, Question, Source, SourceError};
+use vigie_poll::{
+    Answer, Batch, BoxFuture, Equipment, MaintenanceSpan, Period, Question, Source, SourceError,
+};
 use vigie_source::{Level, RawRecord};
 
 use crate::Spec;
@@ -670,6 +672,25 @@ impl WhatsUp {
             && let Err(e) = self.read_devices(&mut batch).await
         {
             batch.stopped.get_or_insert(e);
+        }
+        // What is in maintenance now becomes the hub's maintenance windows (a full snapshot; on
+        // an error the windows are left as they are).
+        match self.maintenance_now().await {
+            Ok(now) => {
+                batch.maintenance = Some(
+                    now.into_iter()
+                        .filter(|m| !m.device.is_empty())
+                        .map(|m| MaintenanceSpan {
+                            resource: text::one_line(&m.device, RESOURCE_MAX, "device"),
+                            since: m.since,
+                            what: m.monitor,
+                        })
+                        .collect(),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.name, error = %e, "Cannot read the monitors in maintenance.");
+            }
         }
         batch.position = serde_json::to_string(&pos).ok();
         Ok(batch)

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use vigie_source::{Checkpoint, Effect, IngestError, IngestFuture, Level, RawRecord, Submission};
 
 use crate::health::{Health, HealthCell, State};
-use crate::source::{BoxFuture, EquipmentBatch, Source, SourceError};
+use crate::source::{BoxFuture, EquipmentBatch, MaintenanceSpan, Source, SourceError};
 
 /// The event name of the "source unreachable" alert (its `attributes.event`).
 pub const UNREACHABLE_EVENT: &str = "source-unreachable";
@@ -38,6 +38,17 @@ pub trait Hub: Send + Sync {
     ) -> BoxFuture<'a, Result<(), String>>;
     /// Told after every poll; the hub decides what to persist.
     fn health(&self, health: Health) -> BoxFuture<'_, ()>;
+    /// The resources a source says are in maintenance now (a full snapshot), with the domain of
+    /// its alerts. Hubs that keep no maintenance windows ignore it.
+    fn maintenance<'a>(
+        &'a self,
+        source: &'a str,
+        domain: Option<&'a str>,
+        spans: Vec<MaintenanceSpan>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let _ = (source, domain, spans);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// How a source is scheduled.
@@ -313,6 +324,14 @@ impl Poller {
             && let Err(e) = self.hub.equipment(&name, batch.equipment).await
         {
             return Outcome::HubFailed(format!("cannot store equipment: {e}"));
+        }
+        if let Some(spans) = batch.maintenance
+            && let Err(e) = self
+                .hub
+                .maintenance(&name, self.settings.domain.as_deref(), spans)
+                .await
+        {
+            return Outcome::HubFailed(format!("cannot store maintenance windows: {e}"));
         }
         let mut records = batch.records;
         let produced = records.len();

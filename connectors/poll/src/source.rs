@@ -112,6 +112,19 @@ pub struct Batch {
     /// The poll stopped at a row it could not map. `records` and `position` cover the rows before
     /// it, which are committed; the next poll starts again at the bad row.
     pub stopped: Option<SourceError>,
+    /// `Some`: every resource this source says is in maintenance now (a full snapshot: the hub
+    /// keeps a maintenance window for each and ends the others). `None`: the source says nothing.
+    pub maintenance: Option<Vec<MaintenanceSpan>>,
+}
+
+/// A resource a source reports in maintenance (WhatsUp Gold's maintenance state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaintenanceSpan {
+    /// The resource of the source's alerts (a device name).
+    pub resource: String,
+    pub since: DateTime<Utc>,
+    /// What is in maintenance, for the window's name (a monitor).
+    pub what: String,
 }
 
 /// A question of the on-demand face, asked when an operator wants it.

@@ -112,6 +112,111 @@ pub async fn list(store: &Store) -> Result<Vec<Window>, StoreError> {
     .await)?)
 }
 
+/// A resource a source says is in maintenance now (see [`sync_source`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceMaintenance {
+    pub resource: String,
+    pub since: DateTime<Utc>,
+    /// What is in maintenance (a monitor), for the window's name.
+    pub what: String,
+}
+
+/// How far ahead a source's open window reaches: renewed at every poll, so the window outlives
+/// a source that stops answering by this much, and no more.
+const SOURCE_HORIZON: Duration = Duration::hours(1);
+
+/// Keeps the windows of `source` in step with what it says is in maintenance now (a full
+/// snapshot): a window per resource (its domain the source's), its end pushed
+/// [`SOURCE_HORIZON`] ahead at each call; the windows of resources no longer listed end now.
+/// One transaction; windows are owned by `source:NAME` (`created_by`). Returns whether
+/// anything changed (the caller then refreshes the alerts' marks).
+pub async fn sync_source(
+    store: &Store,
+    source: &str,
+    domain: Option<&str>,
+    spans: &[SourceMaintenance],
+) -> Result<bool, StoreError> {
+    let owner = format!("source:{source}");
+    let at = now();
+    let until = at + SOURCE_HORIZON;
+    let mut tx = store.begin().await?;
+    let open: Vec<(i64, Option<String>)> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT id, resource_pattern FROM maintenance_windows WHERE created_by = $1 AND ends_at > $2",
+    )
+    .bind(&owner)
+    .bind(at)
+    .fetch_all(conn)
+    .await)?;
+    let mut changed = false;
+    // One window per resource, from its earliest start.
+    let mut wanted: Vec<&SourceMaintenance> = Vec::new();
+    for span in spans {
+        match wanted.iter_mut().find(|w| w.resource == span.resource) {
+            Some(w) if span.since < w.since => *w = span,
+            Some(_) => {}
+            None => wanted.push(span),
+        }
+    }
+    for span in &wanted {
+        let pattern = span.resource.replace('*', "");
+        match open
+            .iter()
+            .find(|(_, p)| p.as_deref() == Some(pattern.as_str()))
+        {
+            Some((id, _)) => {
+                on_tx!(&mut tx, conn => sqlx::query(
+                    "UPDATE maintenance_windows SET ends_at = $1 WHERE id = $2",
+                )
+                .bind(until)
+                .bind(*id)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+            }
+            None => {
+                let name: String = format!("{} {} ({source})", span.resource, span.what)
+                    .chars()
+                    .take(100)
+                    .collect();
+                let starts = span.since.min(at);
+                on_tx!(&mut tx, conn => sqlx::query(
+                    "INSERT INTO maintenance_windows (name, domain, resource_pattern, starts_at, ends_at, recurrence, created_by, created_at)
+                     VALUES ($1, $2, $3, $4, $5, 'none', $6, $7)",
+                )
+                .bind(name.trim())
+                .bind(domain)
+                .bind(&pattern)
+                .bind(starts)
+                .bind(until)
+                .bind(&owner)
+                .bind(at)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected()))?;
+                changed = true;
+            }
+        }
+    }
+    for (id, pattern) in &open {
+        let listed = wanted
+            .iter()
+            .any(|w| Some(w.resource.replace('*', "")) == *pattern);
+        if !listed {
+            on_tx!(&mut tx, conn => sqlx::query(
+                "UPDATE maintenance_windows SET ends_at = $1 WHERE id = $2",
+            )
+            .bind(at)
+            .bind(*id)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected()))?;
+            changed = true;
+        }
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// A window as typed in the form.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct WindowForm {

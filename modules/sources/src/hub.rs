@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use vigie_alerts::maintenance::{self, SourceMaintenance};
 use vigie_core::store::Store;
-use vigie_poll::{BoxFuture, EquipmentBatch, Health, Hub};
+use vigie_poll::{BoxFuture, EquipmentBatch, Health, Hub, MaintenanceSpan};
 use vigie_source::{Ingest, IngestFuture, Submission};
 
 use crate::repo;
@@ -86,6 +87,34 @@ impl Hub for StoreHub {
             repo::store_equipment(&self.store, source, &batch)
                 .await
                 .map_err(|e| e.to_string())
+        })
+    }
+
+    fn maintenance<'a>(
+        &'a self,
+        source: &'a str,
+        domain: Option<&'a str>,
+        spans: Vec<MaintenanceSpan>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let spans: Vec<SourceMaintenance> = spans
+                .into_iter()
+                .map(|s| SourceMaintenance {
+                    resource: s.resource,
+                    since: s.since,
+                    what: s.what,
+                })
+                .collect();
+            let changed = maintenance::sync_source(&self.store, source, domain, &spans)
+                .await
+                .map_err(|e| e.to_string())?;
+            if changed {
+                // The alerts' marks now; the board's upkeep tells the live screens.
+                maintenance::refresh(&self.store, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
         })
     }
 

@@ -15,10 +15,13 @@
 //! writes with the alerts.
 
 pub mod api;
+pub mod admin;
 pub mod backups;
+pub mod defs;
 mod error;
 pub mod hub;
 pub mod repo;
+pub mod secrets;
 pub mod sources;
 
 pub use api::configure;

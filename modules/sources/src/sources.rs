@@ -311,6 +311,48 @@ impl Sources {
             }
         }
     }
+
+    /// Starts a source, or restarts it with a new definition (a console source saved).
+    pub async fn define(&self, def: SourceDef) {
+        self.launch(def).await;
+    }
+
+    /// Keeps a source that cannot start (its password cannot be decrypted) with the reason on
+    /// its health line, after stopping its previous poller if any.
+    pub async fn define_failed(&self, def: SourceDef, reason: String) {
+        let previous = self.running.lock().ok().and_then(|mut m| m.remove(&def.name));
+        if let Some(old) = previous {
+            stop_one(old).await;
+        }
+        let mut health = Health::new(&def.name, &def.kind, def.interval.as_secs());
+        health.state = State::Misconfigured;
+        health.last_error = Some(reason);
+        health.last_error_class = Some("config".into());
+        health.last_error_at = Some(Utc::now());
+        let _ = repo::save_health(self.store(), &health).await;
+        let running = Running {
+            def: def.clone(),
+            source: None,
+            health: HealthCell::new(health),
+            stop: None,
+            task: None,
+        };
+        if let Ok(mut map) = self.running.lock() {
+            map.insert(def.name, running);
+        }
+    }
+
+    /// Stops a source's poller and forgets it (a console source deleted); `false` if unknown.
+    pub async fn remove(&self, name: &str) -> bool {
+        let previous = self.running.lock().ok().and_then(|mut m| m.remove(name));
+        match previous {
+            Some(old) => {
+                stop_one(old).await;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 async fn stop_one(mut old: Running) {

@@ -195,6 +195,17 @@ async fn monitors_down_up_ended_maintenance_and_unknown() {
         "maintenance ends the outage and raises nothing"
     );
     assert_eq!(maintenance.attributes["state"], "maintenance");
+    // The poll also says what is in maintenance now: the hub keeps a window for it.
+    let spans = fourth.maintenance.as_ref().expect("a maintenance snapshot");
+    let mail = spans
+        .iter()
+        .find(|s| s.resource == maintenance.resource)
+        .unwrap_or_else(|| panic!("{spans:?}"));
+    assert_eq!(mail.since, at("2025-01-14T09:40:00Z"));
+    assert!(
+        spans.iter().any(|s| s.resource == "sw-lab"),
+        "the device in maintenance since the start: {spans:?}"
+    );
 }
 
 fn at(s: &str) -> DateTime<Utc> {

@@ -629,3 +629,76 @@ async fn an_alert_raised_and_cleared_too_often_is_marked_flapping_and_stays_one_
         .expect("alert");
     assert!(!alert.flapping);
 }
+
+#[tokio::test]
+async fn a_sources_maintenance_snapshot_keeps_its_windows_in_step() {
+    use vigie_alerts::maintenance::{self, SourceMaintenance};
+
+    let h = hub().await;
+    let mut r = rec("srv-mail-01", "SMTP down", Some(Level::Critical));
+    r.source = "wug".into();
+    r.domain = Some("network".into());
+    let ids = submit(&h.pipeline, vec![r]).await;
+    let alert_id = ids[0].0.unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let span = SourceMaintenance {
+        resource: "srv-mail-01".into(),
+        since,
+        what: "SMTP".into(),
+    };
+    let open = |store: Store| async move {
+        maintenance::list(&store)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|w| w.active_at(chrono::Utc::now()))
+            .collect::<Vec<_>>()
+    };
+
+    // In maintenance: one window for the device, owned by the source; its alert is marked.
+    assert!(
+        maintenance::sync_source(&h.store, "wug", Some("network"), &[span.clone()])
+            .await
+            .unwrap()
+    );
+    maintenance::refresh(&h.store, None).await.unwrap();
+    let windows = open(h.store.clone()).await;
+    assert_eq!(windows.len(), 1);
+    assert_eq!(windows[0].resource_pattern.as_deref(), Some("srv-mail-01"));
+    assert_eq!(windows[0].created_by.as_deref(), Some("source:wug"));
+    assert!(
+        repo::get(&h.store, alert_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .in_maintenance
+    );
+
+    // Said again (twice, by two monitors): still one window, nothing new.
+    let again = SourceMaintenance {
+        what: "Ping".into(),
+        ..span.clone()
+    };
+    assert!(
+        !maintenance::sync_source(&h.store, "wug", Some("network"), &[span, again])
+            .await
+            .unwrap()
+    );
+    assert_eq!(maintenance::list(&h.store).await.unwrap().len(), 1);
+
+    // No longer listed: the window ends now and the alert is back in the lists.
+    assert!(
+        maintenance::sync_source(&h.store, "wug", Some("network"), &[])
+            .await
+            .unwrap()
+    );
+    maintenance::refresh(&h.store, None).await.unwrap();
+    assert!(open(h.store.clone()).await.is_empty());
+    assert!(
+        !repo::get(&h.store, alert_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .in_maintenance
+    );
+}

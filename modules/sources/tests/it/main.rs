@@ -6,6 +6,7 @@
 
 mod backups;
 mod crash;
+mod defs;
 mod faults;
 mod flows;
 #[path = "../../../../connectors/sql/tests/it/support.rs"]
