@@ -234,13 +234,25 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("backup report {} stored (job {job}, {status})", result?);
         }
         Command::Source(SourceCommand::Test { name }) => {
-            let Some(def) = crate::serve::source_defs(&config)
+            let store = open_store(&config).await?;
+            // The configuration file's sources, then the console's (password decrypted).
+            let found = match crate::serve::source_defs(&config)
                 .into_iter()
                 .find(|d| d.name == name)
-            else {
+            {
+                Some(def) => Some(def),
+                None => {
+                    let keys = vigie_sources::secrets::KeyStore::from_env(&config.data_dir);
+                    vigie_sources::defs::find_def(&store, &keys, &name)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("source {name}: {e}"))?
+                }
+            };
+            let Some(def) = found else {
+                store.close().await;
                 let names: Vec<_> = config.sources.iter().map(|s| s.name.as_str()).collect();
                 anyhow::bail!(
-                    "no source named `{name}` in the configuration (configured: {})",
+                    "no source named `{name}` in the configuration (configured: {}) nor in the console",
                     if names.is_empty() {
                         "none".to_owned()
                     } else {
@@ -248,7 +260,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 );
             };
-            let store = open_store(&config).await?;
             let result = vigie_sources::dry_run(&store, &def).await;
             store.close().await;
             let run = result.map_err(|e| anyhow::anyhow!("source {name}: {e}"))?;

@@ -59,6 +59,8 @@ const MIB: u64 = 1024 * 1024;
 
 #[path = "config_hosts.rs"]
 mod hosts;
+#[path = "config_oncall.rs"]
+mod oncall;
 
 /// The validated configuration of the hub.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,10 +78,17 @@ pub(crate) struct Config {
     pub(crate) domains: Domains,
     /// `None` when neither `[smtp]` nor `VIGIE_SMTP_URL` is set: no mail is sent.
     pub(crate) smtp: Option<SmtpConfig>,
+    /// `[notify]`, `[sms]`, `[[webhooks]]`: delivery of notifications (read by vigie-notify);
+    /// its `smtp` is filled from `smtp` when the worker starts.
+    pub(crate) notify: vigie_notify::NotifySettings,
     /// The database pollers, one per `[[sources]]` block, in file order.
     pub(crate) sources: Vec<SourceConfig>,
     /// `[hosts]`: host agents' reachability and threshold limits (see `config_hosts`).
     pub(crate) hosts: vigie_hosts::HostsSettings,
+    /// `[oncall]`: routing defaults and acknowledgement links (see `config_oncall`).
+    pub(crate) oncall: oncall::OncallConfig,
+    /// `[incidents] archive_after`: closed incidents older than this go to the XML archive.
+    pub(crate) incidents_archive_after: Duration,
     /// The file that was read, if any (for messages and for resolving relative paths).
     pub(crate) source_path: Option<PathBuf>,
 }
@@ -422,7 +431,10 @@ impl Config {
             },
             domains: Domains::default(),
             smtp: None,
+            notify: vigie_notify::NotifySettings::default(),
             hosts: vigie_hosts::HostsSettings::default(),
+            oncall: oncall::OncallConfig::default(),
+            incidents_archive_after: vigie_incidents::archive::DEFAULT_ARCHIVE_AFTER,
             sources: Vec::new(),
             source_path: None,
         }
@@ -649,6 +661,26 @@ impl Loader {
         if let Some(mut s) = root.section(p, "hosts") {
             hosts::read(&mut s, &mut self.cfg.hosts, p);
             s.finish(p);
+        }
+        if let Some(mut s) = root.section(p, "oncall") {
+            oncall::read(&mut s, &mut self.cfg.oncall, p);
+            s.finish(p);
+        }
+        if let Some(mut s) = root.section(p, "incidents") {
+            set(
+                &mut self.cfg.incidents_archive_after,
+                s.duration(p, "archive_after", Duration::from_secs(86_400)),
+            );
+            s.finish(p);
+        }
+        // `[notify]`, `[sms]`, `[[webhooks]]`: the notify module reads them; problems keep keys.
+        for key in ["notify", "sms", "webhooks"] {
+            let _ = root.get(key);
+        }
+        let (notify, problems) = vigie_notify::file_config::from_toml(table);
+        self.cfg.notify = notify;
+        for (key, reason) in problems {
+            p.add(key, reason);
         }
         root.finish(p);
     }
@@ -1913,6 +1945,9 @@ mod tests {
             "label_en",
             "label_fr",
             "from",
+            "default_level",
+            "escalation_delay",
+            "link_ttl",
             "misses",
             "watch_every",
             "thresholds",
@@ -1926,6 +1961,7 @@ mod tests {
             "interval",
             "enabled",
             "domain",
+            "archive_after",
             "[smtp]",
             "[[sources]]",
             "[[domains]]",

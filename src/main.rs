@@ -4,6 +4,7 @@
 
 mod cli;
 mod config;
+mod knowledge;
 mod serve;
 mod telemetry;
 

@@ -118,6 +118,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         source_defs(&config),
     )
     .await;
+    // The sources defined in the console, their passwords decrypted in memory only.
+    let sources_key = vigie_sources::secrets::KeyStore::from_env(&config.data_dir);
+    vigie_sources::defs::launch_stored(&sources, &store, &sources_key).await;
     let backup_watcher = vigie_sources::BackupWatcher::new(
         store.clone(),
         Arc::new(pipeline.clone()),
@@ -134,8 +137,32 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         config.hosts.clone(),
         hosts_stopped,
     );
+    // Notifications: the worker delivers what the modules queue in the outbox.
+    let mut notify_settings = config.notify.clone();
+    notify_settings.smtp = config
+        .smtp
+        .as_ref()
+        .map(|s| vigie_notify::settings::SmtpSettings::new(&s.url, &s.from));
+    let (notify_stop, notify_stopped) = tokio::sync::watch::channel(false);
+    let notify_worker = vigie_notify::spawn_worker(store.clone(), notify_settings, notify_stopped);
     let (feed, feed_task) = vigie_alerts::live::Feed::start(store.clone(), &pipeline);
+    // Alerts routed to the people on duty as they are stored; escalation when nobody acknowledges.
+    let (oncall_stop, oncall_stopped) = tokio::sync::watch::channel(false);
+    let oncall_engine = vigie_oncall::escalation::spawn(
+        store.clone(),
+        &pipeline,
+        config
+            .oncall
+            .apply(vigie_oncall::escalation::OncallSettings::for_console(&console)),
+        oncall_stopped,
+    );
     let waker = spawn_board_upkeep(store.clone(), feed.clone(), &config);
+    // Closed incidents older than `[incidents] archive_after` go to XML files, hourly.
+    let incidents_archiver = vigie_incidents::archive::spawn(
+        store.clone(),
+        config.data_dir.clone(),
+        config.incidents_archive_after,
+    );
     let reloader = spawn_rules_reloader(pipeline.clone(), config.pipeline.rules_file.clone());
     // On SQLite the messages go through the pipeline's writer connection: the two writers take
     // turns instead of waiting on each other's locks.
@@ -165,6 +192,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         n => n,
     };
     let state = AppState {
+        domains: web::Data::new(config.domains.clone()),
         store: web::Data::new(store.clone()),
         pipeline: web::Data::new(pipeline.clone()),
         metrics: web::Data::new(metrics),
@@ -178,7 +206,14 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         feed: web::Data::new(feed),
         sources: web::Data::new(sources.clone()),
         backups: web::Data::new(backup_notifier),
+        sources_key: web::Data::new(sources_key),
         hosts: web::Data::new(config.hosts.clone()),
+        incidents: web::Data::new(vigie_incidents::IncidentsSettings::new(
+            config.data_dir.clone(),
+        )),
+        incidents_archive: web::Data::new(vigie_incidents::archive::ArchiveSettings {
+            archive_after: config.incidents_archive_after,
+        }),
     };
     let server = HttpServer::new(move || app(state.clone()))
         .workers(workers)
@@ -200,12 +235,18 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     reloader.abort();
     upkeep.abort();
     waker.abort();
+    incidents_archiver.abort();
     sources.stop(Duration::from_secs(10)).await;
     drop(sources);
     let _ = backups_stop.send(true);
     let _ = backups.await;
     let _ = hosts_stop.send(true);
     let _ = hosts_watcher.await;
+    let _ = oncall_stop.send(true);
+    let _ = oncall_engine.await;
+    // The sends under way finish and are recorded; the rest waits in the outbox.
+    let _ = notify_stop.send(true);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, notify_worker).await;
     drop(pipeline);
     match tokio::time::timeout(DRAIN_TIMEOUT, writer).await {
         Ok(_) => tracing::info!("Ingestion queue drained."),
@@ -224,6 +265,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
 /// What every HTTP worker shares.
 #[derive(Clone)]
 struct AppState {
+    domains: web::Data<vigie_core::domain::Domains>,
     store: web::Data<Store>,
     pipeline: web::Data<Pipeline>,
     metrics: web::Data<PrometheusHandle>,
@@ -234,7 +276,10 @@ struct AppState {
     feed: web::Data<vigie_alerts::live::Feed>,
     sources: web::Data<vigie_sources::Sources>,
     backups: web::Data<vigie_sources::BackupNotifier>,
+    sources_key: web::Data<vigie_sources::secrets::KeyStore>,
     hosts: web::Data<vigie_hosts::HostsSettings>,
+    incidents: web::Data<vigie_incidents::IncidentsSettings>,
+    incidents_archive: web::Data<vigie_incidents::archive::ArchiveSettings>,
 }
 
 /// The configured `[[sources]]` as the sources module runs them.
@@ -332,6 +377,7 @@ fn app(
 > {
     App::new()
         .app_data(state.store.clone())
+        .app_data(state.domains.clone())
         .app_data(state.pipeline.clone())
         .app_data(state.metrics.clone())
         .app_data(state.limits.clone())
@@ -341,6 +387,12 @@ fn app(
         .app_data(state.feed.clone())
         .app_data(state.sources.clone())
         .app_data(state.backups.clone())
+        .app_data(state.sources_key.clone())
+        .app_data(state.incidents.clone())
+        // Incidents and the knowledge base meet here (neither knows the other).
+        .app_data(web::Data::new(crate::knowledge::draft_source()))
+        .app_data(web::Data::new(crate::knowledge::suggest_fn()))
+        .app_data(state.incidents_archive.clone())
         .app_data(state.hosts.clone())
         .wrap_fn(|req, srv| {
             let call = srv.call(req);
@@ -373,8 +425,16 @@ fn app(
         .configure(vigie_alerts::pages::configure)
         .configure(vigie_logs::configure)
         .configure(vigie_sources::configure)
+        .configure(vigie_sources::admin::configure)
         .configure(vigie_hosts::configure)
         .configure(vigie_hosts::pages::configure)
+        .configure(vigie_notify_pages::configure)
+        .configure(vigie_oncall::api::configure)
+        .configure(vigie_oncall::pages::configure)
+        .configure(vigie_oncall::routing::configure)
+        // Before the incidents' routes: `/incidents/archives` is not an incident id.
+        .configure(vigie_incidents::exports_routes::configure)
+        .configure(vigie_incidents::configure)
         .configure(vigie_kb::configure)
         .configure(vigie_console::configure)
         .default_service(web::to(vigie_console::not_found))

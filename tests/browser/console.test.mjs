@@ -27,6 +27,7 @@ const MATRIX = {
   "admin.sources": ["admin"],
   "admin.security": ["admin"],
   "admin.audit": ["admin"],
+  "admin.notifications": ["admin"],
   "supervision.apps": ["operator", "manager"],
   "supervision.equipment": ["operator", "manager"],
   "supervision.unavailability": ["operator", "manager"],

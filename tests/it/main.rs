@@ -6,6 +6,8 @@
 mod board;
 mod console;
 mod hosts;
+mod incidents;
+mod sources_admin;
 mod support;
 
 use serde_json::{Value, json};

@@ -60,31 +60,6 @@ pub(crate) const PENDING: &[(&str, Permission, &str)] = &[
         Permission::EquipmentAdmin,
         "menu.supervision_equipment_admin",
     ),
-    (
-        "/incidents",
-        Permission::IncidentsOpen,
-        "menu.incidents_list",
-    ),
-    (
-        "/incidents/new",
-        Permission::IncidentsOpen,
-        "menu.incidents_open",
-    ),
-    (
-        "/oncall",
-        Permission::OncallView,
-        "menu.admin_oncall_planning",
-    ),
-    (
-        "/admin/oncall",
-        Permission::OncallEdit,
-        "menu.admin_oncall_edit",
-    ),
-    (
-        "/admin/sources",
-        Permission::AdminSources,
-        "menu.admin_sources",
-    ),
 ];
 
 struct Pending {
