@@ -215,11 +215,22 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             archive_after: config.incidents_archive_after,
         }),
     };
+    let feed_to_close = state.feed.clone();
     let server = HttpServer::new(move || app(state.clone()))
         .workers(workers)
         .shutdown_timeout(DRAIN_TIMEOUT.as_secs())
+        .disable_signals()
         .listen(listener)?
         .run();
+    // SIGTERM or SIGINT: the live streams end first (they never finish on their own), then the
+    // server stops taking requests and finishes those under way.
+    let handle = server.handle();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("Stop requested; closing the live streams and finishing the requests under way.");
+        feed_to_close.close();
+        handle.stop(true).await;
+    });
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         backend = store.backend().name(),
@@ -497,4 +508,27 @@ async fn metrics_text(
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())
+}
+
+/// Resolves at the first SIGTERM or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -89,6 +89,9 @@ pub struct Feed {
     counts: Cached<Vec<Count>>,
     /// The board's unfiltered first page, likewise.
     first_page: Cached<Arc<Vec<BoardAlert>>>,
+    /// Set when the hub stops: every stream ends, so that the server's graceful stop does not
+    /// wait for connections that never finish on their own.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Feed {
@@ -104,6 +107,7 @@ impl Feed {
             generation: generation.clone(),
             counts: Arc::new(tokio::sync::Mutex::new(None)),
             first_page: Arc::new(tokio::sync::Mutex::new(None)),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
         };
         let task = tokio::spawn(run(store, events, local_rx, items, generation));
         (feed, task)
@@ -111,6 +115,12 @@ impl Feed {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<FeedItem>> {
         self.items.subscribe()
+    }
+
+    /// Ends every open stream (the hub is stopping); clients reconnect to another process or
+    /// when this one is back, resuming from their last event.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Tells every board (of every hub process) that these alerts changed.
@@ -315,7 +325,11 @@ pub fn stream(
 ) -> tokio_stream::wrappers::ReceiverStream<Result<Bytes, Infallible>> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let mut items = feed.subscribe();
+    let mut closing = feed.closing.subscribe();
     tokio::spawn(async move {
+        if *closing.borrow_and_update() {
+            return;
+        }
         // Tells the browser how long to wait before reconnecting.
         if tx
             .send(Ok(Bytes::from_static(b"retry: 2000\n\n")))
@@ -339,6 +353,7 @@ pub fn stream(
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = tick.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                _ = closing.changed() => return,
             };
             if tx.send(Ok(frame)).await.is_err() {
                 return;

@@ -102,6 +102,16 @@ struct Job {
     _room: OwnedSemaphorePermit,
 }
 
+impl Job {
+    /// Gives the room back, then answers: a submitter that got its answer never sees its
+    /// records still counted in the queue.
+    fn answer(self, result: Result<Vec<Outcome>, IngestError>) {
+        let Job { reply, _room, .. } = self;
+        drop(_room);
+        let _ = reply.send(result);
+    }
+}
+
 struct Inner {
     settings: PipelineSettings,
     rules: RwLock<Arc<RuleSet>>,
@@ -392,7 +402,7 @@ impl Writer {
         match result {
             Ok(per_job) => {
                 for (job, outcomes) in jobs.into_iter().zip(per_job) {
-                    let _ = job.reply.send(Ok(outcomes));
+                    job.answer(Ok(outcomes));
                 }
             }
             // One submission must not fail the others it was batched with: write each alone.
@@ -404,13 +414,13 @@ impl Writer {
                         .await
                         .map(|mut v| v.pop().unwrap_or_default())
                         .map_err(ingest_error);
-                    let _ = job.reply.send(result);
+                    job.answer(result);
                 }
             }
             Err(e) => {
                 let e = ingest_error(e);
                 for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
+                    job.answer(Err(e.clone()));
                 }
             }
         }
