@@ -18,7 +18,7 @@ use vigie_core::store::Store;
 use crate::error::IncidentsError;
 use crate::model::{self, Attachment, Incident, IncidentFull, Person, Resolution, TimelineEntry};
 use crate::repo::{self, Filter, Scope};
-use crate::workflow::{self, Doer, Env};
+use crate::workflow::{self, Doer, Env, Route};
 use crate::{IncidentsSettings, attachments};
 
 /// Registers the API routes (before any catch-all). Reads `web::Data<Store>` and, when present,
@@ -28,12 +28,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/incidents", web::post().to(open))
         .route("/api/v1/incidents", web::get().to(list))
         .route("/api/v1/incidents/{id}", web::get().to(show))
-        .route("/api/v1/incidents/{id}", web::patch().to(edit))
-        .route("/api/v1/incidents/{id}", web::delete().to(delete))
-        .route("/api/v1/incidents/{id}/qualify", web::post().to(qualify))
-        .route("/api/v1/incidents/{id}/transfer", web::post().to(transfer))
-        .route("/api/v1/incidents/{id}/resolve", web::post().to(resolve))
-        .route("/api/v1/incidents/{id}/close", web::post().to(close))
+        .route(
+            "/api/v1/incidents/{id}",
+            web::patch().to(|r, c, b| step(Route::Edit, r, c, Some(b))),
+        )
+        .route(
+            "/api/v1/incidents/{id}",
+            web::delete().to(|r, c| step(Route::Delete, r, c, None)),
+        )
+        .route(
+            "/api/v1/incidents/{id}/qualify",
+            web::post().to(|r, c, b| step(Route::Qualify, r, c, Some(b))),
+        )
+        .route(
+            "/api/v1/incidents/{id}/transfer",
+            web::post().to(|r, c, b| step(Route::Transfer, r, c, Some(b))),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            web::post().to(|r, c, b| step(Route::Resolve, r, c, Some(b))),
+        )
+        .route(
+            "/api/v1/incidents/{id}/close",
+            web::post().to(|r, c| step(Route::Close, r, c, None)),
+        )
         .service(
             web::resource("/api/v1/incidents/{id}/attachments")
                 .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
@@ -304,77 +322,37 @@ async fn step_answer(
     full_answer(&store(req)?, id, StatusCode::OK).await
 }
 
-async fn edit(
-    req: HttpRequest,
-    caller: Caller,
-    body: web::Bytes,
-) -> Result<HttpResponse, IncidentsError> {
-    caller.require(Permission::IncidentsOpen)?;
-    let id = id_of(&req, "id")?;
-    let e: workflow::Edit = parse(&body)?;
-    let ctx = Ctx::of(&req)?;
-    let done = workflow::edit(&ctx.env(), &doer(&caller, &req), id, &e).await?;
-    step_answer(&req, done).await
-}
-
-async fn qualify(
-    req: HttpRequest,
-    caller: Caller,
-    body: web::Bytes,
-) -> Result<HttpResponse, IncidentsError> {
-    caller.require(Permission::IncidentsQualify)?;
-    let id = id_of(&req, "id")?;
-    let q: workflow::Qualify = parse(&body)?;
-    let ctx = Ctx::of(&req)?;
-    let done = workflow::qualify(&ctx.env(), &doer(&caller, &req), id, &q).await?;
-    step_answer(&req, done).await
-}
-
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TransferBody {
     to: Vec<String>,
 }
 
-async fn transfer(
+/// The step with its input read from the JSON body (close and delete have none).
+fn input(route: Route, body: &[u8]) -> Result<workflow::Input, IncidentsError> {
+    Ok(match route {
+        Route::Edit => workflow::Input::Edit(parse(body)?),
+        Route::Qualify => workflow::Input::Qualify(parse(body)?),
+        Route::Transfer => workflow::Input::Transfer(parse::<TransferBody>(body)?.to),
+        Route::Resolve => workflow::Input::Resolve(parse(body)?),
+        Route::Close => workflow::Input::Close,
+        Route::Delete => workflow::Input::Delete,
+    })
+}
+
+/// The handler of a step's route: the route's permission, the id, the body, the step, the
+/// incident after. Close and delete read no body.
+async fn step(
+    route: Route,
     req: HttpRequest,
     caller: Caller,
-    body: web::Bytes,
+    body: Option<web::Bytes>,
 ) -> Result<HttpResponse, IncidentsError> {
-    caller.require(Permission::IncidentsManage)?;
+    caller.require(route.permission())?;
     let id = id_of(&req, "id")?;
-    let t: TransferBody = parse(&body)?;
+    let input = input(route, body.as_deref().unwrap_or_default())?;
     let ctx = Ctx::of(&req)?;
-    let done = workflow::transfer(&ctx.env(), &doer(&caller, &req), id, &t.to).await?;
-    step_answer(&req, done).await
-}
-
-async fn resolve(
-    req: HttpRequest,
-    caller: Caller,
-    body: web::Bytes,
-) -> Result<HttpResponse, IncidentsError> {
-    caller.require(Permission::IncidentsResolve)?;
-    let id = id_of(&req, "id")?;
-    let r: workflow::NewResolution = parse(&body)?;
-    let ctx = Ctx::of(&req)?;
-    let done = workflow::resolve(&ctx.env(), &doer(&caller, &req), id, &r).await?;
-    step_answer(&req, done).await
-}
-
-async fn close(req: HttpRequest, caller: Caller) -> Result<HttpResponse, IncidentsError> {
-    caller.require(Permission::IncidentsManage)?;
-    let id = id_of(&req, "id")?;
-    let ctx = Ctx::of(&req)?;
-    let done = workflow::close(&ctx.env(), &doer(&caller, &req), id).await?;
-    step_answer(&req, done).await
-}
-
-async fn delete(req: HttpRequest, caller: Caller) -> Result<HttpResponse, IncidentsError> {
-    caller.require(Permission::IncidentsManage)?;
-    let id = id_of(&req, "id")?;
-    let ctx = Ctx::of(&req)?;
-    let done = workflow::delete(&ctx.env(), &doer(&caller, &req), id).await?;
+    let done = input.run(&ctx.env(), &doer(&caller, &req), id).await?;
     step_answer(&req, done).await
 }
 
@@ -416,6 +394,15 @@ pub(crate) async fn attach_bytes(
     }
 }
 
+/// The request's `Content-Type` (empty when absent or not text).
+pub(crate) fn content_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// `multipart/form-data` with a `file` part, or the raw bytes with `?name=FILE`.
 async fn upload(
     req: HttpRequest,
@@ -425,12 +412,7 @@ async fn upload(
     caller.require(Permission::IncidentsOpen)?;
     let id = id_of(&req, "id")?;
     let ctx = Ctx::of(&req)?;
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = content_type(&req);
     let (name, bytes) = if content_type
         .to_ascii_lowercase()
         .starts_with("multipart/form-data")

@@ -5,7 +5,6 @@
 //! state machine refuses comes back as a message on the incident's page, nothing changed.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -16,26 +15,27 @@ use vigie_core::store::Store;
 
 use crate::error::IncidentsError;
 use crate::model::{self, Criticality, Detection, State};
-use crate::workflow::{self, Doer, Env, Step};
+use crate::workflow::{self, Doer, Env, Route, Step};
 use crate::{IncidentsSettings, api, repo};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/incidents", web::get().to(list))
         .route("/incidents/new", web::get().to(new_form))
         .route("/incidents/new", web::post().to(create))
-        .route("/incidents/{id}", web::get().to(show))
-        .route("/incidents/{id}/edit", web::post().to(edit))
-        .route("/incidents/{id}/qualify", web::post().to(qualify))
-        .route("/incidents/{id}/transfer", web::post().to(transfer))
-        .route("/incidents/{id}/resolve", web::post().to(resolve))
-        .route("/incidents/{id}/close", web::post().to(close))
-        .route("/incidents/{id}/delete", web::post().to(delete))
-        .service(
-            web::resource("/incidents/{id}/attachments")
-                .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
-                .route(web::post().to(upload)),
-        )
-        .route("/incidents/{id}/attachments/{aid}", web::get().to(download));
+        .route("/incidents/{id}", web::get().to(show));
+    for route in Route::ALL {
+        let path = format!("/incidents/{{id}}/{}", route.name());
+        cfg.route(
+            &path,
+            web::post().to(move |r, v, s, p, b| step(route, r, v, s, p, b)),
+        );
+    }
+    cfg.service(
+        web::resource("/incidents/{id}/attachments")
+            .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+            .route(web::post().to(upload)),
+    )
+    .route("/incidents/{id}/attachments/{aid}", web::get().to(download));
 }
 
 fn render(
@@ -107,6 +107,7 @@ async fn done(
     result: Result<workflow::Done, IncidentsError>,
     id: i64,
     message: &str,
+    next: &str,
 ) -> Result<HttpResponse, PageError> {
     match result {
         Ok(d) => {
@@ -119,7 +120,7 @@ async fn done(
                 Some(d.incident.reference),
             )
             .await?;
-            Ok(see_other(&format!("/incidents/{id}")))
+            Ok(see_other(next))
         }
         Err(e) => step_error(store, viewer, id, e).await,
     }
@@ -176,22 +177,15 @@ fn choices(context: &mut Context, viewer: &Viewer, domains: &vigie_core::domain:
     context.insert("domains", &domain_views(viewer, domains));
     context.insert(
         "criticalities",
-        &Criticality::ALL
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>(),
+        &names(&Criticality::ALL, Criticality::as_str),
     );
-    context.insert(
-        "detections",
-        &Detection::ALL
-            .iter()
-            .map(|d| d.as_str())
-            .collect::<Vec<_>>(),
-    );
-    context.insert(
-        "states",
-        &State::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-    );
+    context.insert("detections", &names(&Detection::ALL, Detection::as_str));
+    context.insert("states", &names(&State::ALL, State::as_str));
+}
+
+/// The names of a list of choices, for the forms' options.
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|x| name(*x)).collect()
 }
 
 /// A day or a local time typed in a filter, in the viewer's time zone.
@@ -577,152 +571,82 @@ fn step_form(
     Ok((path_id(viewer, raw)?, form))
 }
 
-async fn edit(
-    req: HttpRequest,
-    viewer: Viewer,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (id, form) = step_form(&viewer, Permission::IncidentsOpen, &path, &body)?;
-    let e = workflow::Edit {
-        title: Some(form.text("title")),
-        description: Some(form.text("description")),
-        comments: Some(form.text("comments")),
-        detection: Some(form.text("detection")),
-        follow: Some(form.checked("follow")),
-    };
-    let parts = Parts::of(&req);
-    let r = workflow::edit(&parts.env(&store), &doer(&viewer), id, &e).await;
-    done(&req, &store, &viewer, r, id, "incidents.edited").await
-}
-
-async fn qualify(
-    req: HttpRequest,
-    viewer: Viewer,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (id, form) = step_form(&viewer, Permission::IncidentsQualify, &path, &body)?;
-    let q = workflow::Qualify {
-        category: form.text("category"),
-        criticality: form.text("criticality"),
-    };
-    let parts = Parts::of(&req);
-    let r = workflow::qualify(&parts.env(&store), &doer(&viewer), id, &q).await;
-    done(&req, &store, &viewer, r, id, "incidents.qualified").await
-}
-
-async fn transfer(
-    req: HttpRequest,
-    viewer: Viewer,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (id, form) = step_form(&viewer, Permission::IncidentsManage, &path, &body)?;
-    let to: Vec<String> = form.all("to").into_iter().map(str::to_owned).collect();
-    let parts = Parts::of(&req);
-    let r = workflow::transfer(&parts.env(&store), &doer(&viewer), id, &to).await;
-    done(&req, &store, &viewer, r, id, "incidents.transferred").await
-}
-
-async fn resolve(
-    req: HttpRequest,
-    viewer: Viewer,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (id, form) = step_form(&viewer, Permission::IncidentsResolve, &path, &body)?;
-    let minutes = match form.text("minutes").trim() {
-        "" => 0,
-        m => match m.parse() {
-            Ok(m) => m,
-            Err(_) => {
-                return step_error(&store, &viewer, id, IncidentsError::invalid("minutes", ""))
-                    .await;
-            }
-        },
-    };
-    let r = workflow::NewResolution {
-        text: form.text("text"),
-        minutes,
-        is_final: form.checked("final"),
-    };
-    let parts = Parts::of(&req);
-    let result = workflow::resolve(&parts.env(&store), &doer(&viewer), id, &r).await;
-    done(
-        &req,
-        &store,
-        &viewer,
-        result,
-        id,
-        "incidents.resolution_added",
-    )
-    .await
-}
-
-/// Closes; when the operator answered "yes" to "copy it into the knowledge base?", goes on to
-/// the knowledge base's form ([`crate::kb_copy_url`]).
-async fn close(
-    req: HttpRequest,
-    viewer: Viewer,
-    store: web::Data<Store>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, PageError> {
-    let (id, form) = step_form(&viewer, Permission::IncidentsManage, &path, &body)?;
-    let parts = Parts::of(&req);
-    match workflow::close(&parts.env(&store), &doer(&viewer), id).await {
-        Ok(d) => {
-            crate::raise(&req, d.records).await;
-            flash(
-                &store,
-                &viewer,
-                "success",
-                "incidents.closed",
-                Some(d.incident.reference),
-            )
-            .await?;
-            if form.get("kb") == Some("yes") {
-                Ok(see_other(&crate::kb_copy_url(id)))
-            } else {
-                Ok(see_other(&format!("/incidents/{id}")))
-            }
-        }
-        Err(e) => step_error(&store, &viewer, id, e).await,
+fn message(route: Route) -> &'static str {
+    match route {
+        Route::Edit => "incidents.edited",
+        Route::Qualify => "incidents.qualified",
+        Route::Transfer => "incidents.transferred",
+        Route::Resolve => "incidents.resolution_added",
+        Route::Close => "incidents.closed",
+        Route::Delete => "incidents.deleted",
     }
 }
 
-async fn delete(
+/// The step read from its form, or the field it cannot read.
+fn input(route: Route, form: &FormData) -> Result<workflow::Input, IncidentsError> {
+    Ok(match route {
+        Route::Edit => workflow::Input::Edit(workflow::Edit {
+            title: Some(form.text("title")),
+            description: Some(form.text("description")),
+            comments: Some(form.text("comments")),
+            detection: Some(form.text("detection")),
+            follow: Some(form.checked("follow")),
+        }),
+        Route::Qualify => workflow::Input::Qualify(workflow::Qualify {
+            category: form.text("category"),
+            criticality: form.text("criticality"),
+        }),
+        Route::Transfer => {
+            workflow::Input::Transfer(form.all("to").into_iter().map(str::to_owned).collect())
+        }
+        Route::Resolve => workflow::Input::Resolve(workflow::NewResolution {
+            text: form.text("text"),
+            minutes: match form.text("minutes").trim() {
+                "" => 0,
+                m => m
+                    .parse()
+                    .map_err(|_| IncidentsError::invalid("minutes", ""))?,
+            },
+            is_final: form.checked("final"),
+        }),
+        Route::Close => workflow::Input::Close,
+        Route::Delete => workflow::Input::Delete,
+    })
+}
+
+/// Where the browser goes after the step: closing with "yes" to "copy it into the knowledge
+/// base?" goes on to the knowledge base's form ([`crate::kb_copy_url`]).
+fn next(route: Route, id: i64, form: &FormData) -> String {
+    match route {
+        Route::Close if form.get("kb") == Some("yes") => crate::kb_copy_url(id),
+        Route::Delete => "/incidents".to_owned(),
+        _ => format!("/incidents/{id}"),
+    }
+}
+
+/// The handler of a step's form: permission, CSRF, step, message, redirection. Deleting wants
+/// the confirmation box ticked.
+async fn step(
+    route: Route,
     req: HttpRequest,
     viewer: Viewer,
     store: web::Data<Store>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (id, form) = step_form(&viewer, Permission::IncidentsManage, &path, &body)?;
-    if !form.checked("confirm") {
+    let (id, form) = step_form(&viewer, route.permission(), &path, &body)?;
+    if route == Route::Delete && !form.checked("confirm") {
         flash(&store, &viewer, "error", "incidents.confirm_needed", None).await?;
         return Ok(see_other(&format!("/incidents/{id}")));
     }
+    let input = match input(route, &form) {
+        Ok(input) => input,
+        Err(e) => return step_error(&store, &viewer, id, e).await,
+    };
     let parts = Parts::of(&req);
-    match workflow::delete(&parts.env(&store), &doer(&viewer), id).await {
-        Ok(d) => {
-            flash(
-                &store,
-                &viewer,
-                "success",
-                "incidents.deleted",
-                Some(d.incident.reference),
-            )
-            .await?;
-            Ok(see_other("/incidents"))
-        }
-        Err(e) => step_error(&store, &viewer, id, e).await,
-    }
+    let r = input.run(&parts.env(&store), &doer(&viewer), id).await;
+    let next = next(route, id, &form);
+    done(&req, &store, &viewer, r, id, message(route), &next).await
 }
 
 /// The upload form (`multipart/form-data` with `_csrf` and `file`).
@@ -735,12 +659,7 @@ async fn upload(
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Permission::IncidentsOpen)?;
     let id = path_id(&viewer, &path)?;
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = api::content_type(&req);
     let parts = match crate::attachments::parse_multipart(&content_type, &body) {
         Ok(p) => p,
         Err(_) => return Err(PageError::BadRequest(viewer.lang, "error.bad_request")),

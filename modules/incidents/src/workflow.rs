@@ -190,12 +190,13 @@ fn board_record(incident: &Incident, event: &str, message: String, clear: bool) 
 // ---------------------------------------------------------------------------------------------
 // Input checks.
 
-fn one_line(
+/// The value trimmed, present when required and at most `max` characters long.
+fn bounded<'v>(
     field: &str,
-    value: &str,
+    value: &'v str,
     max: usize,
     required: bool,
-) -> Result<String, IncidentsError> {
+) -> Result<&'v str, IncidentsError> {
     let v = value.trim();
     if required && v.is_empty() {
         return Err(IncidentsError::invalid(field, "is required"));
@@ -206,6 +207,16 @@ fn one_line(
             format!("must be at most {max} characters"),
         ));
     }
+    Ok(v)
+}
+
+fn one_line(
+    field: &str,
+    value: &str,
+    max: usize,
+    required: bool,
+) -> Result<String, IncidentsError> {
+    let v = bounded(field, value, max, required)?;
     if v.chars().any(char::is_control) {
         return Err(IncidentsError::invalid(field, "must be one line of text"));
     }
@@ -213,16 +224,7 @@ fn one_line(
 }
 
 fn long_text(field: &str, value: &str, required: bool) -> Result<String, IncidentsError> {
-    let v = value.trim();
-    if required && v.is_empty() {
-        return Err(IncidentsError::invalid(field, "is required"));
-    }
-    if v.chars().count() > TEXT_MAX {
-        return Err(IncidentsError::invalid(
-            field,
-            format!("must be at most {TEXT_MAX} characters"),
-        ));
-    }
+    let v = bounded(field, value, TEXT_MAX, required)?;
     if v.chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
@@ -441,6 +443,110 @@ async fn reread(tx: &mut StoreTx, id: i64) -> Result<Incident, IncidentsError> {
         .ok_or(IncidentsError::NotFound(id))
 }
 
+/// A step's transaction once [`begin_step`] agreed: the row locked, the states before and after.
+struct Run {
+    tx: StoreTx,
+    id: i64,
+    at: DateTime<Utc>,
+    before: Incident,
+    from: State,
+    to: State,
+}
+
+impl Run {
+    async fn begin(env: &Env<'_>, doer: &Doer, id: i64, step: Step) -> Result<Run, IncidentsError> {
+        let at = now();
+        let mut tx = env.store.begin().await?;
+        let (before, from, to) = begin_step(&mut tx, doer, id, step, at).await?;
+        Ok(Run {
+            tx,
+            id,
+            at,
+            before,
+            from,
+            to,
+        })
+    }
+
+    /// Sets the state the step leads to; `stamp`, when given, is the statement that records the
+    /// moment of the step (`$1` the moment, `$2` the id).
+    async fn change_state(
+        &mut self,
+        acknowledged: bool,
+        stamp: Option<&'static str>,
+    ) -> Result<(), IncidentsError> {
+        set_state(&mut self.tx, self.id, self.to, self.at, acknowledged).await?;
+        if let Some(sql) = stamp {
+            on_tx!(&mut self.tx, conn => sqlx::query(sql)
+                .bind(self.at)
+                .bind(self.id)
+                .execute(conn)
+                .await
+                .map(drop))
+            .map_err(StoreError::from)?;
+        }
+        Ok(())
+    }
+
+    /// The timeline line of the change of state; the incident as it is now.
+    async fn record(
+        &mut self,
+        doer: &Doer,
+        kind: &str,
+        details: Value,
+    ) -> Result<Incident, IncidentsError> {
+        event(
+            &mut self.tx,
+            self.id,
+            self.at,
+            Some(&doer.actor),
+            kind,
+            Some(self.from.as_str()),
+            Some(self.to.as_str()),
+            details,
+        )
+        .await?;
+        reread(&mut self.tx, self.id).await
+    }
+
+    /// The audit entry of the change of state (`{"state": to}` and the fields of `extra`),
+    /// then the commit.
+    async fn commit(
+        mut self,
+        doer: &Doer,
+        action: &str,
+        after: &Incident,
+        extra: Value,
+    ) -> Result<(), IncidentsError> {
+        let mut new = serde_json::Map::new();
+        new.insert("state".into(), json!(self.to.as_str()));
+        if let Value::Object(extra) = extra {
+            new.extend(extra);
+        }
+        audit(
+            &mut self.tx,
+            doer,
+            action,
+            after,
+            Some(json!({"state": self.from.as_str()})),
+            Value::Object(new),
+        )
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Done {
+    /// A step that raises no board alert.
+    fn quiet(incident: Incident) -> Done {
+        Done {
+            incident,
+            records: Vec::new(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Opening.
 
@@ -561,28 +667,10 @@ pub async fn open(env: &Env<'_>, doer: &Doer, new: &NewIncident) -> Result<Done,
         }),
     )
     .await?;
-    mail_all(
-        &mut tx,
-        env,
-        &incident,
-        at,
-        &doer.actor,
-        "incident.opened",
-        &followers,
-        None,
-    )
-    .await?;
-    mail_all(
-        &mut tx,
-        env,
-        &incident,
-        at,
-        &doer.actor,
-        "incident.opened",
-        &managers,
-        None,
-    )
-    .await?;
+    for recipients in [&followers, &managers] {
+        let (actor, cause) = (&doer.actor, "incident.opened");
+        mail_all(&mut tx, env, &incident, at, actor, cause, recipients, None).await?;
+    }
     audit(
         &mut tx,
         doer,
@@ -659,9 +747,9 @@ pub async fn edit(env: &Env<'_>, doer: &Doer, id: i64, e: &Edit) -> Result<Done,
         .map(|t| long_text("comments", t, false))
         .transpose()?;
     let detection = e.detection.as_deref().map(detection).transpose()?;
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (before, _, _) = begin_step(&mut tx, doer, id, Step::Edit, at).await?;
+    let Run {
+        mut tx, at, before, ..
+    } = Run::begin(env, doer, id, Step::Edit).await?;
     on_tx!(&mut tx, conn => sqlx::query(
         "UPDATE incidents SET title = COALESCE($1, title), description = COALESCE($2, description),
                 comments = COALESCE($3, comments), detection = COALESCE($4, detection),
@@ -701,10 +789,7 @@ pub async fn edit(env: &Env<'_>, doer: &Doer, id: i64, e: &Edit) -> Result<Done,
     .await?;
     audit(&mut tx, doer, "incident.edit", &after, Some(old), new).await?;
     tx.commit().await?;
-    Ok(Done {
-        incident: after,
-        records: Vec::new(),
-    })
+    Ok(Done::quiet(after))
 }
 
 fn edit_view(i: &Incident) -> Value {
@@ -729,10 +814,8 @@ pub async fn qualify(
     doer.require(Permission::IncidentsQualify, "qualify")?;
     let category = one_line("category", &q.category, CATEGORY_MAX, true)?;
     let crit = criticality(&q.criticality)?;
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (before, from, to) = begin_step(&mut tx, doer, id, Step::Qualify, at).await?;
-    on_tx!(&mut tx, conn => sqlx::query(
+    let mut run = Run::begin(env, doer, id, Step::Qualify).await?;
+    on_tx!(&mut run.tx, conn => sqlx::query(
         "UPDATE incidents SET category = $1, criticality = $2 WHERE id = $3",
     )
     .bind(&category)
@@ -742,37 +825,15 @@ pub async fn qualify(
     .await
     .map(drop))
     .map_err(StoreError::from)?;
-    set_state(&mut tx, id, to, at, true).await?;
+    run.change_state(true, None).await?;
     let details = json!({
-        "category": {"from": before.category, "to": category},
-        "criticality": {"from": before.criticality, "to": crit.as_str()},
+        "category": {"from": run.before.category, "to": category},
+        "criticality": {"from": run.before.criticality, "to": crit.as_str()},
     });
-    event(
-        &mut tx,
-        id,
-        at,
-        Some(&doer.actor),
-        "qualified",
-        Some(from.as_str()),
-        Some(to.as_str()),
-        details.clone(),
-    )
-    .await?;
-    let after = reread(&mut tx, id).await?;
-    audit(
-        &mut tx,
-        doer,
-        "incident.qualify",
-        &after,
-        Some(json!({"state": from.as_str()})),
-        json!({"state": to.as_str(), "detail": details}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        incident: after,
-        records: Vec::new(),
-    })
+    let after = run.record(doer, "qualified", details.clone()).await?;
+    let extra = json!({"detail": details});
+    run.commit(doer, "incident.qualify", &after, extra).await?;
+    Ok(Done::quiet(after))
 }
 
 /// Transfers to on-call people (by login): each is mailed, the domain's managers are told.
@@ -792,65 +853,26 @@ pub async fn transfer(
     }
     // The domain never changes after opening.
     let managers = contacts::managers_of(env.store, &peek(env.store, id).await?.domain).await?;
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (_, from, to) = begin_step(&mut tx, doer, id, Step::Transfer, at).await?;
-    add_people(&mut tx, id, &people, "assignee", &doer.actor.login, at).await?;
-    set_state(&mut tx, id, to, at, true).await?;
+    let mut run = Run::begin(env, doer, id, Step::Transfer).await?;
+    let at = run.at;
+    add_people(&mut run.tx, id, &people, "assignee", &doer.actor.login, at).await?;
+    run.change_state(true, None).await?;
     let names: Vec<&String> = people.iter().map(|c| &c.login).collect();
-    event(
-        &mut tx,
-        id,
-        at,
-        Some(&doer.actor),
-        "transferred",
-        Some(from.as_str()),
-        Some(to.as_str()),
-        json!({"to": names}),
-    )
-    .await?;
-    let after = reread(&mut tx, id).await?;
+    let after = run
+        .record(doer, "transferred", json!({"to": names}))
+        .await?;
     let note = names
         .iter()
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    mail_all(
-        &mut tx,
-        env,
-        &after,
-        at,
-        &doer.actor,
-        "incident.transferred",
-        &people,
-        Some(&note),
-    )
-    .await?;
-    mail_all(
-        &mut tx,
-        env,
-        &after,
-        at,
-        &doer.actor,
-        "incident.transferred",
-        &managers,
-        Some(&note),
-    )
-    .await?;
-    audit(
-        &mut tx,
-        doer,
-        "incident.transfer",
-        &after,
-        Some(json!({"state": from.as_str()})),
-        json!({"state": to.as_str(), "to": names}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        incident: after,
-        records: Vec::new(),
-    })
+    for recipients in [&people, &managers] {
+        let (actor, cause, note) = (&doer.actor, "incident.transferred", Some(note.as_str()));
+        mail_all(&mut run.tx, env, &after, at, actor, cause, recipients, note).await?;
+    }
+    let extra = json!({"to": names});
+    run.commit(doer, "incident.transfer", &after, extra).await?;
+    Ok(Done::quiet(after))
 }
 
 /// A resolution line.
@@ -901,10 +923,9 @@ pub async fn resolve(
     .map_err(StoreError::from)?;
     ids.extend(people);
     let recipients = contacts::contacts(env.store, &ids).await?;
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (_, from, to) = begin_step(&mut tx, doer, id, step, at).await?;
-    let resolution_id: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar(
+    let mut run = Run::begin(env, doer, id, step).await?;
+    let at = run.at;
+    let resolution_id: i64 = on_tx!(&mut run.tx, conn => sqlx::query_scalar(
         "INSERT INTO incident_resolutions (incident_id, text, minutes, final, author_id, author_login, at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
@@ -918,8 +939,8 @@ pub async fn resolve(
     .fetch_one(conn)
     .await)
     .map_err(StoreError::from)?;
-    set_state(&mut tx, id, to, at, true).await?;
-    on_tx!(&mut tx, conn => sqlx::query(
+    run.change_state(true, None).await?;
+    on_tx!(&mut run.tx, conn => sqlx::query(
         "UPDATE incidents SET resolved_at = CASE WHEN $1 THEN $2 ELSE NULL END WHERE id = $3",
     )
     .bind(r.is_final)
@@ -929,20 +950,10 @@ pub async fn resolve(
     .await
     .map(drop))
     .map_err(StoreError::from)?;
-    event(
-        &mut tx,
-        id,
-        at,
-        Some(&doer.actor),
-        "resolution",
-        Some(from.as_str()),
-        Some(to.as_str()),
-        json!({"resolution_id": resolution_id, "final": r.is_final, "minutes": r.minutes, "text": text}),
-    )
-    .await?;
-    let after = reread(&mut tx, id).await?;
+    let details = json!({"resolution_id": resolution_id, "final": r.is_final, "minutes": r.minutes, "text": text});
+    let after = run.record(doer, "resolution", details).await?;
     mail_all(
-        &mut tx,
+        &mut run.tx,
         env,
         &after,
         at,
@@ -952,16 +963,8 @@ pub async fn resolve(
         Some(&text),
     )
     .await?;
-    audit(
-        &mut tx,
-        doer,
-        "incident.resolve",
-        &after,
-        Some(json!({"state": from.as_str()})),
-        json!({"state": to.as_str(), "final": r.is_final, "minutes": r.minutes}),
-    )
-    .await?;
-    tx.commit().await?;
+    let extra = json!({"final": r.is_final, "minutes": r.minutes});
+    run.commit(doer, "incident.resolve", &after, extra).await?;
     let mut records = Vec::new();
     if r.is_final {
         // The opening's alert is over; the resolution's alert tells the operators.
@@ -999,31 +1002,13 @@ pub async fn close(env: &Env<'_>, doer: &Doer, id: i64) -> Result<Done, Incident
         Some(o) => contacts::contacts(env.store, &[o]).await?,
         None => Vec::new(),
     };
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (_, from, to) = begin_step(&mut tx, doer, id, Step::Close, at).await?;
-    set_state(&mut tx, id, to, at, false).await?;
-    on_tx!(&mut tx, conn => sqlx::query("UPDATE incidents SET closed_at = $1 WHERE id = $2")
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(drop))
-    .map_err(StoreError::from)?;
-    event(
-        &mut tx,
-        id,
-        at,
-        Some(&doer.actor),
-        "closed",
-        Some(from.as_str()),
-        Some(to.as_str()),
-        json!({}),
-    )
-    .await?;
-    let after = reread(&mut tx, id).await?;
+    let mut run = Run::begin(env, doer, id, Step::Close).await?;
+    let at = run.at;
+    let stamp = "UPDATE incidents SET closed_at = $1 WHERE id = $2";
+    run.change_state(false, Some(stamp)).await?;
+    let after = run.record(doer, "closed", json!({})).await?;
     mail_all(
-        &mut tx,
+        &mut run.tx,
         env,
         &after,
         at,
@@ -1033,65 +1018,25 @@ pub async fn close(env: &Env<'_>, doer: &Doer, id: i64) -> Result<Done, Incident
         None,
     )
     .await?;
-    audit(
-        &mut tx,
-        doer,
-        "incident.close",
-        &after,
-        Some(json!({"state": from.as_str()})),
-        json!({"state": to.as_str()}),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        incident: after,
-        records: Vec::new(),
-    })
+    run.commit(doer, "incident.close", &after, json!({}))
+        .await?;
+    Ok(Done::quiet(after))
 }
 
 /// Deletes an incident (operator): its state becomes `deleted` (the reference is never given
 /// again), its attachments go (rows in the transaction, files after the commit).
 pub async fn delete(env: &Env<'_>, doer: &Doer, id: i64) -> Result<Done, IncidentsError> {
     doer.require(Permission::IncidentsManage, "delete")?;
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (_, from, to) = begin_step(&mut tx, doer, id, Step::Delete, at).await?;
-    let keys = crate::attachments::delete_rows(&mut tx, id).await?;
-    set_state(&mut tx, id, to, at, false).await?;
-    on_tx!(&mut tx, conn => sqlx::query("UPDATE incidents SET deleted_at = $1 WHERE id = $2")
-        .bind(at)
-        .bind(id)
-        .execute(conn)
-        .await
-        .map(drop))
-    .map_err(StoreError::from)?;
-    event(
-        &mut tx,
-        id,
-        at,
-        Some(&doer.actor),
-        "deleted",
-        Some(from.as_str()),
-        Some(to.as_str()),
-        json!({"attachments": keys.len()}),
-    )
-    .await?;
-    let after = reread(&mut tx, id).await?;
-    audit(
-        &mut tx,
-        doer,
-        "incident.delete",
-        &after,
-        Some(json!({"state": from.as_str()})),
-        json!({"state": to.as_str()}),
-    )
-    .await?;
-    tx.commit().await?;
+    let mut run = Run::begin(env, doer, id, Step::Delete).await?;
+    let keys = crate::attachments::delete_rows(&mut run.tx, id).await?;
+    let stamp = "UPDATE incidents SET deleted_at = $1 WHERE id = $2";
+    run.change_state(false, Some(stamp)).await?;
+    let details = json!({"attachments": keys.len()});
+    let after = run.record(doer, "deleted", details).await?;
+    run.commit(doer, "incident.delete", &after, json!({}))
+        .await?;
     crate::attachments::remove_files(env.data_dir, &keys);
-    Ok(Done {
-        incident: after,
-        records: Vec::new(),
-    })
+    Ok(Done::quiet(after))
 }
 
 /// Records an attachment (its file already written at `key`) in one transaction; the caller
@@ -1102,9 +1047,12 @@ pub async fn attach(
     id: i64,
     file: &crate::attachments::Stored,
 ) -> Result<model::Attachment, IncidentsError> {
-    let at = now();
-    let mut tx = env.store.begin().await?;
-    let (incident, _, _) = begin_step(&mut tx, doer, id, Step::Attach, at).await?;
+    let Run {
+        mut tx,
+        at,
+        before: incident,
+        ..
+    } = Run::begin(env, doer, id, Step::Attach).await?;
     let attachment_id: i64 = on_tx!(&mut tx, conn => sqlx::query_scalar(
         "INSERT INTO incident_attachments (incident_id, file_name, content_type, size, storage_key, uploaded_by, uploaded_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -1150,6 +1098,74 @@ pub async fn attach(
         uploaded_by: doer.actor.login.clone(),
         uploaded_at: at,
     })
+}
+
+/// The routes of the steps, in the pages and the API: the permission each asks for before
+/// anything is read (the step checks the doer's right on the incident again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Edit,
+    Qualify,
+    Transfer,
+    Resolve,
+    Close,
+    Delete,
+}
+
+impl Route {
+    pub const ALL: [Route; 6] = [
+        Route::Edit,
+        Route::Qualify,
+        Route::Transfer,
+        Route::Resolve,
+        Route::Close,
+        Route::Delete,
+    ];
+
+    /// The last segment of the route's path.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Edit => "edit",
+            Route::Qualify => "qualify",
+            Route::Transfer => "transfer",
+            Route::Resolve => "resolve",
+            Route::Close => "close",
+            Route::Delete => "delete",
+        }
+    }
+
+    pub fn permission(self) -> Permission {
+        match self {
+            Route::Edit => Permission::IncidentsOpen,
+            Route::Qualify => Permission::IncidentsQualify,
+            Route::Resolve => Permission::IncidentsResolve,
+            Route::Transfer | Route::Close | Route::Delete => Permission::IncidentsManage,
+        }
+    }
+}
+
+/// A step after opening with what it needs: the one door the API and the pages go through.
+pub enum Input {
+    Edit(Edit),
+    Qualify(Qualify),
+    /// The logins of the on-call people.
+    Transfer(Vec<String>),
+    Resolve(NewResolution),
+    Close,
+    Delete,
+}
+
+impl Input {
+    pub async fn run(&self, env: &Env<'_>, doer: &Doer, id: i64) -> Result<Done, IncidentsError> {
+        match self {
+            Input::Edit(e) => edit(env, doer, id, e).await,
+            Input::Qualify(q) => qualify(env, doer, id, q).await,
+            Input::Transfer(to) => transfer(env, doer, id, to).await,
+            Input::Resolve(r) => resolve(env, doer, id, r).await,
+            Input::Close => close(env, doer, id).await,
+            Input::Delete => delete(env, doer, id).await,
+        }
+    }
 }
 
 /// Where the attachments of the hub live.
