@@ -24,10 +24,22 @@ use crate::planning_edit::{self as edit, Kind};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/oncall", web::get().to(calendar))
         .route("/admin/oncall", web::get().to(admin))
-        .route("/admin/oncall/periods", web::post().to(add_period))
-        .route("/admin/oncall/rotations", web::post().to(add_rotation))
-        .route("/admin/oncall/overrides", web::post().to(add_override))
-        .route("/admin/oncall/teams", web::post().to(add_team))
+        .route(
+            "/admin/oncall/periods",
+            web::post().to(add::<edit::PeriodInput>),
+        )
+        .route(
+            "/admin/oncall/rotations",
+            web::post().to(add::<edit::RotationInput>),
+        )
+        .route(
+            "/admin/oncall/overrides",
+            web::post().to(add::<edit::OverrideInput>),
+        )
+        .route(
+            "/admin/oncall/teams",
+            web::post().to(add::<edit::TeamInput>),
+        )
         .route("/admin/oncall/{kind}/{id}/delete", web::post().to(remove));
 }
 
@@ -429,15 +441,35 @@ fn logins(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A POSTed form of the edit page, once the permission and the CSRF token are checked.
+fn posted(viewer: &Viewer, body: &[u8]) -> Result<FormData, PageError> {
+    viewer.require(Permission::OncallEdit)?;
+    let form = FormData::parse(body);
+    viewer.check_csrf(form.get("_csrf"))?;
+    Ok(form)
+}
+
+/// After a change that worked: the message, then back to the edit page on the domain.
+async fn back(
+    store: &Store,
+    viewer: &Viewer,
+    key: &str,
+    domain: &str,
+) -> Result<HttpResponse, PageError> {
+    flash(store, viewer, "success", key, None).await?;
+    Ok(see_other(&format!(
+        "/admin/oncall?domain={}",
+        encode(domain)
+    )))
+}
+
 /// Reads a POSTed form of the edit page: permission, CSRF, the submitted values and the domain.
-async fn read_form(
+fn read_form(
     req: &HttpRequest,
     viewer: &Viewer,
     body: &[u8],
 ) -> Result<(FormData, Domains, String), PageError> {
-    viewer.require(Permission::OncallEdit)?;
-    let form = FormData::parse(body);
-    viewer.check_csrf(form.get("_csrf"))?;
+    let form = posted(viewer, body)?;
     let domains = domains(req);
     let domain = form.text("domain").trim().to_owned();
     Ok((form, domains, domain))
@@ -457,13 +489,7 @@ async fn outcome(
     result: Result<i64, OncallError>,
 ) -> Result<HttpResponse, PageError> {
     match result {
-        Ok(_) => {
-            flash(store, viewer, "success", "oncall.saved", None).await?;
-            Ok(see_other(&format!(
-                "/admin/oncall?domain={}",
-                encode(domain)
-            )))
-        }
+        Ok(_) => back(store, viewer, "oncall.saved", domain).await,
         Err(OncallError::Invalid { field, problem }) => {
             let key = if field == "domain" {
                 "domain".to_owned()
@@ -508,107 +534,129 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-async fn add_period(
+/// What saving an add form gives: the new entry's id, or why nothing was saved.
+type Saved = Result<i64, OncallError>;
+
+/// One of the edit page's add forms: the prefix of its fields, how its values are read and
+/// what saves them.
+trait AddForm: Sized {
+    const PREFIX: &'static str;
+    /// The change typed, or the problem of a value that cannot be read.
+    fn read(viewer: &Viewer, form: &FormData, domain: String) -> Result<Self, OncallError>;
+    async fn save(&self, store: &Store, viewer: &Viewer, domains: &Domains) -> Saved;
+}
+
+/// The POST of an add form: read, save, then back to the page or the form again with the problem.
+async fn add<F: AddForm>(
     req: HttpRequest,
     viewer: Viewer,
     body: web::Bytes,
     console: web::Data<Console>,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, PageError> {
-    let (form, domains, domain) = read_form(&req, &viewer, &body).await?;
-    let input = edit::PeriodInput {
-        domain: domain.clone(),
-        login: form.text("p_user"),
-        team_id: int(&form.text("p_team")),
-        starts_at: local_time(viewer.tz, &form.text("p_starts_at")),
-        ends_at: local_time(viewer.tz, &form.text("p_ends_at")),
-        index: int(&form.text("p_index")),
-        note: form.text("p_note"),
+    let (form, domains, domain) = read_form(&req, &viewer, &body)?;
+    let result = match F::read(&viewer, &form, domain.clone()) {
+        Ok(input) => input.save(&store, &viewer, &domains).await,
+        Err(e) => Err(e),
     };
-    let result = edit::add_period(&store, &viewer.actor(), viewer.ip(), &domains, &input).await;
     outcome(
-        &viewer, &console, &store, &domains, &domain, &form, "p_", result,
+        &viewer,
+        &console,
+        &store,
+        &domains,
+        &domain,
+        &form,
+        F::PREFIX,
+        result,
     )
     .await
 }
 
-async fn add_rotation(
-    req: HttpRequest,
-    viewer: Viewer,
-    body: web::Bytes,
-    console: web::Data<Console>,
-    store: web::Data<Store>,
-) -> Result<HttpResponse, PageError> {
-    let (form, domains, domain) = read_form(&req, &viewer, &body).await?;
-    let time_zone = form.text("r_time_zone").trim().to_owned();
-    // The anchor is read in the rotation's own zone (its handover time is local there).
-    let zone = time_zone.parse::<Tz>().unwrap_or(viewer.tz);
-    let ends_text = form.text("r_ends_at");
-    let input = edit::RotationInput {
-        domain: domain.clone(),
-        name: form.text("r_name"),
-        index: int(&form.text("r_index")),
-        anchor: local_time(zone, &form.text("r_anchor")),
-        time_zone,
-        length_days: int(&form.text("r_length_days")),
-        ends_at: local_time(zone, &ends_text),
-        members: logins(&form.text("r_members")),
-    };
-    let result = if !ends_text.trim().is_empty() && input.ends_at.is_none() {
-        Err(OncallError::Invalid {
-            field: "ends_at",
-            problem: "oncall.err_time".into(),
+impl AddForm for edit::PeriodInput {
+    const PREFIX: &'static str = "p_";
+
+    fn read(viewer: &Viewer, form: &FormData, domain: String) -> Result<Self, OncallError> {
+        Ok(edit::PeriodInput {
+            domain,
+            login: form.text("p_user"),
+            team_id: int(&form.text("p_team")),
+            starts_at: local_time(viewer.tz, &form.text("p_starts_at")),
+            ends_at: local_time(viewer.tz, &form.text("p_ends_at")),
+            index: int(&form.text("p_index")),
+            note: form.text("p_note"),
         })
-    } else {
-        edit::add_rotation(&store, &viewer.actor(), viewer.ip(), &domains, &input).await
-    };
-    outcome(
-        &viewer, &console, &store, &domains, &domain, &form, "r_", result,
-    )
-    .await
+    }
+
+    async fn save(&self, store: &Store, viewer: &Viewer, domains: &Domains) -> Saved {
+        edit::add_period(store, &viewer.actor(), viewer.ip(), domains, self).await
+    }
 }
 
-async fn add_override(
-    req: HttpRequest,
-    viewer: Viewer,
-    body: web::Bytes,
-    console: web::Data<Console>,
-    store: web::Data<Store>,
-) -> Result<HttpResponse, PageError> {
-    let (form, domains, domain) = read_form(&req, &viewer, &body).await?;
-    let input = edit::OverrideInput {
-        domain: domain.clone(),
-        starts_at: local_time(viewer.tz, &form.text("o_starts_at")),
-        ends_at: local_time(viewer.tz, &form.text("o_ends_at")),
-        replaced: form.text("o_replaced"),
-        replacement: form.text("o_replacement"),
-        reason: form.text("o_reason"),
-    };
-    let result = edit::add_override(&store, &viewer.actor(), viewer.ip(), &domains, &input).await;
-    outcome(
-        &viewer, &console, &store, &domains, &domain, &form, "o_", result,
-    )
-    .await
+impl AddForm for edit::RotationInput {
+    const PREFIX: &'static str = "r_";
+
+    fn read(viewer: &Viewer, form: &FormData, domain: String) -> Result<Self, OncallError> {
+        let time_zone = form.text("r_time_zone").trim().to_owned();
+        // The anchor is read in the rotation's own zone (its handover time is local there).
+        let zone = time_zone.parse::<Tz>().unwrap_or(viewer.tz);
+        let ends_text = form.text("r_ends_at");
+        let input = edit::RotationInput {
+            domain,
+            name: form.text("r_name"),
+            index: int(&form.text("r_index")),
+            anchor: local_time(zone, &form.text("r_anchor")),
+            time_zone,
+            length_days: int(&form.text("r_length_days")),
+            ends_at: local_time(zone, &ends_text),
+            members: logins(&form.text("r_members")),
+        };
+        if !ends_text.trim().is_empty() && input.ends_at.is_none() {
+            return Err(OncallError::Invalid {
+                field: "ends_at",
+                problem: "oncall.err_time".into(),
+            });
+        }
+        Ok(input)
+    }
+
+    async fn save(&self, store: &Store, viewer: &Viewer, domains: &Domains) -> Saved {
+        edit::add_rotation(store, &viewer.actor(), viewer.ip(), domains, self).await
+    }
 }
 
-async fn add_team(
-    req: HttpRequest,
-    viewer: Viewer,
-    body: web::Bytes,
-    console: web::Data<Console>,
-    store: web::Data<Store>,
-) -> Result<HttpResponse, PageError> {
-    let (form, domains, domain) = read_form(&req, &viewer, &body).await?;
-    let input = edit::TeamInput {
-        domain: domain.clone(),
-        name: form.text("t_name"),
-        members: logins(&form.text("t_members")),
-    };
-    let result = edit::add_team(&store, &viewer.actor(), viewer.ip(), &domains, &input).await;
-    outcome(
-        &viewer, &console, &store, &domains, &domain, &form, "t_", result,
-    )
-    .await
+impl AddForm for edit::OverrideInput {
+    const PREFIX: &'static str = "o_";
+
+    fn read(viewer: &Viewer, form: &FormData, domain: String) -> Result<Self, OncallError> {
+        Ok(edit::OverrideInput {
+            domain,
+            starts_at: local_time(viewer.tz, &form.text("o_starts_at")),
+            ends_at: local_time(viewer.tz, &form.text("o_ends_at")),
+            replaced: form.text("o_replaced"),
+            replacement: form.text("o_replacement"),
+            reason: form.text("o_reason"),
+        })
+    }
+
+    async fn save(&self, store: &Store, viewer: &Viewer, domains: &Domains) -> Saved {
+        edit::add_override(store, &viewer.actor(), viewer.ip(), domains, self).await
+    }
+}
+
+impl AddForm for edit::TeamInput {
+    const PREFIX: &'static str = "t_";
+
+    fn read(_viewer: &Viewer, form: &FormData, domain: String) -> Result<Self, OncallError> {
+        Ok(edit::TeamInput {
+            domain,
+            name: form.text("t_name"),
+            members: logins(&form.text("t_members")),
+        })
+    }
+
+    async fn save(&self, store: &Store, viewer: &Viewer, domains: &Domains) -> Saved {
+        edit::add_team(store, &viewer.actor(), viewer.ip(), domains, self).await
+    }
 }
 
 async fn remove(
@@ -617,9 +665,7 @@ async fn remove(
     body: web::Bytes,
     store: web::Data<Store>,
 ) -> Result<HttpResponse, PageError> {
-    viewer.require(Permission::OncallEdit)?;
-    let form = FormData::parse(&body);
-    viewer.check_csrf(form.get("_csrf"))?;
+    posted(&viewer, &body)?;
     let (kind, id) = path.into_inner();
     let kind = match kind.as_str() {
         "periods" => Kind::Period,
@@ -631,9 +677,5 @@ async fn remove(
     let domain = edit::remove(&store, &viewer.actor(), viewer.ip(), kind, id)
         .await
         .map_err(|e| page_error(&viewer, e))?;
-    flash(&store, &viewer, "success", "oncall.removed", None).await?;
-    Ok(see_other(&format!(
-        "/admin/oncall?domain={}",
-        encode(&domain)
-    )))
+    back(&store, &viewer, "oncall.removed", &domain).await
 }

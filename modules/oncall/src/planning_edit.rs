@@ -90,6 +90,16 @@ fn check_text(field: &'static str, text: &str) -> Result<(), OncallError> {
     }
 }
 
+/// A name that is not empty once trimmed, and is a valid text.
+fn check_name(name: &str) -> Result<&str, OncallError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(invalid("name", "oncall.err_name"));
+    }
+    check_text("name", name)?;
+    Ok(name)
+}
+
 fn check_span(
     starts_at: Option<DateTime<Utc>>,
     ends_at: Option<DateTime<Utc>>,
@@ -176,6 +186,56 @@ async fn exec(tx: &mut StoreTx, sql: &'static str, id: i64) -> Result<u64, Store
         .map(|r| r.rows_affected()))?)
 }
 
+/// The member rows of a new rotation or team, in order.
+struct Members<'a> {
+    /// Binds the new row's id, then the position when `positioned`, then the user id.
+    sql: &'static str,
+    positioned: bool,
+    ids: &'a [i64],
+}
+
+/// A new entry of the planning: its row, its members and its audit entry (an addition).
+struct Addition<'a> {
+    insert: &'static str,
+    binds: Binds<'a>,
+    members: Option<Members<'a>>,
+    action: &'static str,
+    target: &'static str,
+    label: String,
+    after: serde_json::Value,
+}
+
+/// Writes an already checked addition in one transaction; returns the new id.
+async fn add(
+    store: &Store,
+    actor: &Actor,
+    ip: Option<&str>,
+    a: Addition<'_>,
+) -> Result<i64, OncallError> {
+    let mut tx = store.begin().await?;
+    let id = insert_id(&mut tx, a.insert, a.binds).await?;
+    if let Some(m) = &a.members {
+        for (position, user_id) in m.ids.iter().enumerate() {
+            let position = i32::try_from(position).unwrap_or(i32::MAX);
+            on_tx!(&mut tx, conn => {
+                let q = sqlx::query(m.sql).bind(id);
+                let q = if m.positioned { q.bind(position) } else { q };
+                q.bind(*user_id).execute(conn).await.map(drop)
+            })
+            .map_err(StoreError::from)?;
+        }
+    }
+    audit::record(
+        &mut tx,
+        Entry::new(Some(actor), ip, a.action)
+            .target(a.target, id, a.label)
+            .change(None, Some(a.after)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
 /// Adds a period; returns its id.
 pub async fn add_period(
     store: &Store,
@@ -201,13 +261,15 @@ pub async fn add_period(
     let index = check_index(input.index)?;
     let note = input.note.trim();
     check_text("note", note)?;
-    let mut tx = store.begin().await?;
-    let id = insert_id(
-        &mut tx,
-        "INSERT INTO oncall_periods (domain, user_id, team_id, starts_at, ends_at, idx, note,
-                                     created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        Binds(vec![
+    let who = match &team {
+        Some(t) => format!("team {}", t.name),
+        None => login.to_owned(),
+    };
+    let addition = Addition {
+        insert: "INSERT INTO oncall_periods (domain, user_id, team_id, starts_at, ends_at, idx,
+                                             note, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        binds: Binds(vec![
             Bind::Text(&input.domain),
             Bind::OptId(user_id),
             Bind::OptId(team.as_ref().map(|t| t.id)),
@@ -217,28 +279,17 @@ pub async fn add_period(
             Bind::Text(note),
             Bind::Time(now()),
         ]),
-    )
-    .await?;
-    let who = match &team {
-        Some(t) => format!("team {}", t.name),
-        None => login.to_owned(),
+        members: None,
+        action: "oncall.period_add",
+        target: "oncall_period",
+        label: format!("{} {who}", input.domain),
+        after: json!({
+            "domain": input.domain, "user": user_id.map(|_| login),
+            "team": team.as_ref().map(|t| &t.name), "starts_at": starts_at,
+            "ends_at": ends_at, "index": index, "note": note,
+        }),
     };
-    audit::record(
-        &mut tx,
-        Entry::new(Some(actor), ip, "oncall.period_add")
-            .target("oncall_period", id, format!("{} {who}", input.domain))
-            .change(
-                None,
-                Some(json!({
-                    "domain": input.domain, "user": user_id.map(|_| login),
-                    "team": team.as_ref().map(|t| &t.name), "starts_at": starts_at,
-                    "ends_at": ends_at, "index": index, "note": note,
-                })),
-            ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
+    add(store, actor, ip, addition).await
 }
 
 /// Adds a rotation with its members in turn order; returns its id.
@@ -250,11 +301,7 @@ pub async fn add_rotation(
     input: &RotationInput,
 ) -> Result<i64, OncallError> {
     check_domain(domains, &input.domain)?;
-    let name = input.name.trim();
-    if name.is_empty() {
-        return Err(invalid("name", "oncall.err_name"));
-    }
-    check_text("name", name)?;
+    let name = check_name(&input.name)?;
     let index = check_index(input.index)?;
     let anchor = input
         .anchor
@@ -273,13 +320,17 @@ pub async fn add_rotation(
         return Err(invalid("ends_at", "oncall.err_end_before_start"));
     }
     let ids = members(store, "members", &input.members).await?;
-    let mut tx = store.begin().await?;
-    let id = insert_id(
-        &mut tx,
-        "INSERT INTO oncall_rotations (domain, name, idx, anchor, time_zone, length_days, ends_at,
-                                       created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        Binds(vec![
+    let logins: Vec<&str> = input
+        .members
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let addition = Addition {
+        insert: "INSERT INTO oncall_rotations (domain, name, idx, anchor, time_zone, length_days,
+                                               ends_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        binds: Binds(vec![
             Bind::Text(&input.domain),
             Bind::Text(name),
             Bind::Int(index),
@@ -289,43 +340,22 @@ pub async fn add_rotation(
             Bind::OptTime(ends_at),
             Bind::Time(now()),
         ]),
-    )
-    .await?;
-    for (position, user_id) in ids.iter().enumerate() {
-        let position = i32::try_from(position).unwrap_or(i32::MAX);
-        on_tx!(&mut tx, conn => sqlx::query(
-            "INSERT INTO oncall_rotation_members (rotation_id, position, user_id) VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(position)
-        .bind(*user_id)
-        .execute(conn)
-        .await
-        .map(drop))
-        .map_err(StoreError::from)?;
-    }
-    let logins: Vec<&str> = input
-        .members
-        .iter()
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
-        .collect();
-    audit::record(
-        &mut tx,
-        Entry::new(Some(actor), ip, "oncall.rotation_add")
-            .target("oncall_rotation", id, format!("{} {name}", input.domain))
-            .change(
-                None,
-                Some(json!({
-                    "domain": input.domain, "name": name, "index": index, "anchor": anchor,
-                    "time_zone": tz_name, "length_days": length, "ends_at": ends_at,
-                    "members": logins,
-                })),
-            ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
+        members: Some(Members {
+            sql: "INSERT INTO oncall_rotation_members (rotation_id, position, user_id)
+                  VALUES ($1, $2, $3)",
+            positioned: true,
+            ids: &ids,
+        }),
+        action: "oncall.rotation_add",
+        target: "oncall_rotation",
+        label: format!("{} {name}", input.domain),
+        after: json!({
+            "domain": input.domain, "name": name, "index": index, "anchor": anchor,
+            "time_zone": tz_name, "length_days": length, "ends_at": ends_at,
+            "members": logins,
+        }),
+    };
+    add(store, actor, ip, addition).await
 }
 
 /// Adds an override (a swap, or a holiday when `replacement` is empty); returns its id.
@@ -355,13 +385,11 @@ pub async fn add_override(
     let (starts_at, ends_at) = check_span(input.starts_at, input.ends_at)?;
     let reason = input.reason.trim();
     check_text("reason", reason)?;
-    let mut tx = store.begin().await?;
-    let id = insert_id(
-        &mut tx,
-        "INSERT INTO oncall_overrides (domain, starts_at, ends_at, replaced_id, replacement_id,
-                                       reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        Binds(vec![
+    let addition = Addition {
+        insert: "INSERT INTO oncall_overrides (domain, starts_at, ends_at, replaced_id,
+                                               replacement_id, reason, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        binds: Binds(vec![
             Bind::Text(&input.domain),
             Bind::Time(starts_at),
             Bind::Time(ends_at),
@@ -370,28 +398,17 @@ pub async fn add_override(
             Bind::Text(reason),
             Bind::Time(now()),
         ]),
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        Entry::new(Some(actor), ip, "oncall.override_add")
-            .target(
-                "oncall_override",
-                id,
-                format!("{} {replaced_login}", input.domain),
-            )
-            .change(
-                None,
-                Some(json!({
-                    "domain": input.domain, "replaced": replaced_login,
-                    "replacement": replacement.map(|_| replacement_login),
-                    "starts_at": starts_at, "ends_at": ends_at, "reason": reason,
-                })),
-            ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
+        members: None,
+        action: "oncall.override_add",
+        target: "oncall_override",
+        label: format!("{} {replaced_login}", input.domain),
+        after: json!({
+            "domain": input.domain, "replaced": replaced_login,
+            "replacement": replacement.map(|_| replacement_login),
+            "starts_at": starts_at, "ends_at": ends_at, "reason": reason,
+        }),
+    };
+    add(store, actor, ip, addition).await
 }
 
 /// Adds a team of a domain with its members; returns its id.
@@ -403,11 +420,7 @@ pub async fn add_team(
     input: &TeamInput,
 ) -> Result<i64, OncallError> {
     check_domain(domains, &input.domain)?;
-    let name = input.name.trim();
-    if name.is_empty() {
-        return Err(invalid("name", "oncall.err_name"));
-    }
-    check_text("name", name)?;
+    let name = check_name(&input.name)?;
     if list_teams(store, &input.domain)
         .await?
         .iter()
@@ -418,40 +431,25 @@ pub async fn add_team(
     let mut ids = members(store, "members", &input.members).await?;
     ids.sort_unstable();
     ids.dedup();
-    let mut tx = store.begin().await?;
-    let id = insert_id(
-        &mut tx,
-        "INSERT INTO oncall_teams (domain, name, created_at) VALUES ($1, $2, $3) RETURNING id",
-        Binds(vec![
+    let addition = Addition {
+        insert: "INSERT INTO oncall_teams (domain, name, created_at) VALUES ($1, $2, $3)
+                 RETURNING id",
+        binds: Binds(vec![
             Bind::Text(&input.domain),
             Bind::Text(name),
             Bind::Time(now()),
         ]),
-    )
-    .await?;
-    for user_id in &ids {
-        on_tx!(&mut tx, conn => sqlx::query(
-            "INSERT INTO oncall_team_members (team_id, user_id) VALUES ($1, $2)",
-        )
-        .bind(id)
-        .bind(*user_id)
-        .execute(conn)
-        .await
-        .map(drop))
-        .map_err(StoreError::from)?;
-    }
-    audit::record(
-        &mut tx,
-        Entry::new(Some(actor), ip, "oncall.team_add")
-            .target("oncall_team", id, format!("{} {name}", input.domain))
-            .change(
-                None,
-                Some(json!({"domain": input.domain, "name": name, "members": input.members})),
-            ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(id)
+        members: Some(Members {
+            sql: "INSERT INTO oncall_team_members (team_id, user_id) VALUES ($1, $2)",
+            positioned: false,
+            ids: &ids,
+        }),
+        action: "oncall.team_add",
+        target: "oncall_team",
+        label: format!("{} {name}", input.domain),
+        after: json!({"domain": input.domain, "name": name, "members": input.members}),
+    };
+    add(store, actor, ip, addition).await
 }
 
 /// What can be removed from the planning.

@@ -6,10 +6,12 @@
 //! Passwords are write-only: the form never shows one back, an empty field keeps the stored one.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::time::Duration;
 
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 use tera::Context;
@@ -60,6 +62,25 @@ fn store_error(e: DefsError, viewer: &Viewer) -> PageError {
         DefsError::Store(s) => s.into(),
         other => PageError::Internal(other.to_string()),
     }
+}
+
+/// A POSTed form, once the permission and the CSRF token are checked.
+fn posted(viewer: &Viewer, body: &[u8]) -> Result<FormData, PageError> {
+    viewer.require(Permission::AdminSources)?;
+    let form = FormData::parse(body);
+    viewer.check_csrf(form.get("_csrf"))?;
+    Ok(form)
+}
+
+/// After a change that worked: the message naming the source, then back to the list.
+async fn done(
+    store: &Store,
+    viewer: &Viewer,
+    key: &str,
+    name: String,
+) -> Result<HttpResponse, PageError> {
+    flash(store, viewer, "success", key, Some(name)).await?;
+    Ok(see_other("/admin/sources"))
 }
 
 /// One line of the list.
@@ -319,58 +340,107 @@ async fn new_form(
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn create(
-    viewer: Viewer,
-    body: web::Bytes,
+async fn create(viewer: Viewer, body: web::Bytes, app: App) -> Result<HttpResponse, PageError> {
+    save(&viewer, &body, &app, None).await
+}
+
+/// The application data the POST handlers work with, extracted as the separate `web::Data`
+/// would be.
+struct App {
     console: web::Data<Console>,
     store: web::Data<Store>,
     domains: web::Data<Domains>,
     sources: web::Data<Sources>,
     keys: web::Data<KeyStore>,
+}
+
+impl FromRequest for App {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            Ok(App {
+                console: web::Data::extract(&req).await?,
+                store: web::Data::extract(&req).await?,
+                domains: web::Data::extract(&req).await?,
+                sources: web::Data::extract(&req).await?,
+                keys: web::Data::extract(&req).await?,
+            })
+        })
+    }
+}
+
+/// A create (`editing` is `None`) or an update of the source named `editing`: the poller
+/// restarted, the message and back to the list; or the form again (422) with the problems next
+/// to their fields.
+async fn save(
+    viewer: &Viewer,
+    body: &[u8],
+    app: &App,
+    editing: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
-    viewer.require(Permission::AdminSources)?;
-    let form = FormData::parse(&body);
-    viewer.check_csrf(form.get("_csrf"))?;
-    let draft = draft_of(&form);
-    let stored_list = defs::list(&store).await?;
-    let names = config_names(&sources, &stored_list);
+    let form = posted(viewer, body)?;
+    let mut draft = draft_of(&form);
+    let has_password = match editing {
+        Some(name) => {
+            draft.name = name.to_owned();
+            load(viewer, &app.store, name).await?.has_password
+        }
+        None => false,
+    };
+    let stored_list = defs::list(&app.store).await?;
+    let names = config_names(&app.sources, &stored_list);
     let check = Check {
-        domains: &domains,
+        domains: &app.domains,
         config_names: &names,
     };
-    let actor = viewer.actor();
-    match defs::create(&store, &keys, &check, &draft, Some(&actor), viewer.ip()).await {
-        Ok(stored) => {
-            defs::launch(&sources, &keys, &stored).await;
-            flash(
-                &store,
-                &viewer,
-                "success",
-                "sources.created",
-                Some(stored.name),
+    let actor = Some(viewer.actor());
+    let (result, key) = match editing {
+        None => (
+            defs::create(
+                &app.store,
+                &app.keys,
+                &check,
+                &draft,
+                actor.as_ref(),
+                viewer.ip(),
             )
-            .await?;
-            Ok(see_other("/admin/sources"))
+            .await,
+            "sources.created",
+        ),
+        Some(name) => (
+            defs::update(
+                &app.store,
+                &app.keys,
+                &check,
+                name,
+                &draft,
+                actor.as_ref(),
+                viewer.ip(),
+            )
+            .await,
+            "sources.saved",
+        ),
+    };
+    let errors = match result {
+        Ok(stored) => {
+            defs::launch(&app.sources, &app.keys, &stored).await;
+            return done(&app.store, viewer, key, stored.name).await;
         }
-        Err(DefsError::Invalid(problems)) => Ok(form_page(
-            &console,
-            &viewer,
-            &domains,
-            None,
-            FormView::of_draft(&draft, false),
-            field_errors(&viewer, &problems),
-        )),
-        Err(DefsError::Secrets(e)) => Ok(form_page(
-            &console,
-            &viewer,
-            &domains,
-            None,
-            FormView::of_draft(&draft, false),
-            secrets_error(&viewer, &e),
-        )),
-        Err(e) => Err(store_error(e, &viewer)),
-    }
+        Err(DefsError::Invalid(problems)) => field_errors(viewer, &problems),
+        Err(DefsError::Secrets(e)) => secrets_error(viewer, &e),
+        Err(e) => return Err(store_error(e, viewer)),
+    };
+    Ok(form_page(
+        &app.console,
+        viewer,
+        &app.domains,
+        editing,
+        FormView::of_draft(&draft, has_password),
+        errors,
+    ))
 }
 
 fn secrets_error(viewer: &Viewer, e: &crate::secrets::SecretsError) -> BTreeMap<String, String> {
@@ -406,97 +476,34 @@ async fn edit_form(
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn update(
     viewer: Viewer,
     name: web::Path<String>,
     body: web::Bytes,
-    console: web::Data<Console>,
-    store: web::Data<Store>,
-    domains: web::Data<Domains>,
-    sources: web::Data<Sources>,
-    keys: web::Data<KeyStore>,
+    app: App,
 ) -> Result<HttpResponse, PageError> {
-    viewer.require(Permission::AdminSources)?;
-    let form = FormData::parse(&body);
-    viewer.check_csrf(form.get("_csrf"))?;
-    let before = load(&viewer, &store, &name).await?;
-    let mut draft = draft_of(&form);
-    draft.name = name.to_string();
-    let stored_list = defs::list(&store).await?;
-    let names = config_names(&sources, &stored_list);
-    let check = Check {
-        domains: &domains,
-        config_names: &names,
-    };
-    let actor = viewer.actor();
-    match defs::update(
-        &store,
-        &keys,
-        &check,
-        &name,
-        &draft,
-        Some(&actor),
-        viewer.ip(),
-    )
-    .await
-    {
-        Ok(stored) => {
-            defs::launch(&sources, &keys, &stored).await;
-            flash(
-                &store,
-                &viewer,
-                "success",
-                "sources.saved",
-                Some(stored.name),
-            )
-            .await?;
-            Ok(see_other("/admin/sources"))
-        }
-        Err(DefsError::Invalid(problems)) => Ok(form_page(
-            &console,
-            &viewer,
-            &domains,
-            Some(&name),
-            FormView::of_draft(&draft, before.has_password),
-            field_errors(&viewer, &problems),
-        )),
-        Err(DefsError::Secrets(e)) => Ok(form_page(
-            &console,
-            &viewer,
-            &domains,
-            Some(&name),
-            FormView::of_draft(&draft, before.has_password),
-            secrets_error(&viewer, &e),
-        )),
-        Err(e) => Err(store_error(e, &viewer)),
-    }
+    save(&viewer, &body, &app, Some(&name)).await
 }
 
 async fn toggle(
     viewer: Viewer,
     name: web::Path<String>,
     body: web::Bytes,
-    store: web::Data<Store>,
-    sources: web::Data<Sources>,
-    keys: web::Data<KeyStore>,
+    app: App,
 ) -> Result<HttpResponse, PageError> {
-    viewer.require(Permission::AdminSources)?;
-    let form = FormData::parse(&body);
-    viewer.check_csrf(form.get("_csrf"))?;
+    let form = posted(&viewer, &body)?;
     let enabled = form.get("enabled") == Some("1");
     let actor = viewer.actor();
-    let stored = defs::set_enabled(&store, &name, enabled, Some(&actor), viewer.ip())
+    let stored = defs::set_enabled(&app.store, &name, enabled, Some(&actor), viewer.ip())
         .await
         .map_err(|e| store_error(e, &viewer))?;
-    defs::launch(&sources, &keys, &stored).await;
+    defs::launch(&app.sources, &app.keys, &stored).await;
     let key = if enabled {
         "sources.enabled_done"
     } else {
         "sources.disabled_done"
     };
-    flash(&store, &viewer, "success", key, Some(stored.name)).await?;
-    Ok(see_other("/admin/sources"))
+    done(&app.store, &viewer, key, stored.name).await
 }
 
 /// One record as the test shows it.
@@ -514,17 +521,13 @@ async fn test(
     viewer: Viewer,
     name: web::Path<String>,
     body: web::Bytes,
-    console: web::Data<Console>,
-    store: web::Data<Store>,
-    sources: web::Data<Sources>,
-    keys: web::Data<KeyStore>,
+    app: App,
 ) -> Result<HttpResponse, PageError> {
-    viewer.require(Permission::AdminSources)?;
-    let form = FormData::parse(&body);
-    viewer.check_csrf(form.get("_csrf"))?;
-    let def: Result<SourceDef, String> = match defs::get(&store, &name).await? {
-        Some(stored) => defs::runtime_def(&keys, &stored).map_err(|e| e.to_string()),
-        None => sources
+    posted(&viewer, &body)?;
+    let def: Result<SourceDef, String> = match defs::get(&app.store, &name).await? {
+        Some(stored) => defs::runtime_def(&app.keys, &stored).map_err(|e| e.to_string()),
+        None => app
+            .sources
             .def(&name)
             .ok_or(PageError::NotFound(viewer.lang))
             .map(Ok)?,
@@ -533,7 +536,7 @@ async fn test(
     context.insert("name", name.as_str());
     let outcome = match def {
         Err(e) => Err(e),
-        Ok(def) => match tokio::time::timeout(TEST_TIMEOUT, dry_run(&store, &def)).await {
+        Ok(def) => match tokio::time::timeout(TEST_TIMEOUT, dry_run(&app.store, &def)).await {
             Ok(Ok(run)) => Ok(run),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
@@ -574,7 +577,7 @@ async fn test(
         }
     }
     Ok(page(
-        &console,
+        &app.console,
         &viewer,
         StatusCode::OK,
         "sources/test.html",
@@ -605,28 +608,16 @@ async fn delete(
     viewer: Viewer,
     name: web::Path<String>,
     body: web::Bytes,
-    store: web::Data<Store>,
-    sources: web::Data<Sources>,
-    keys: web::Data<KeyStore>,
+    app: App,
 ) -> Result<HttpResponse, PageError> {
-    viewer.require(Permission::AdminSources)?;
-    let form = FormData::parse(&body);
-    viewer.check_csrf(form.get("_csrf"))?;
-    let stored = load(&viewer, &store, &name).await?;
+    posted(&viewer, &body)?;
+    let stored = load(&viewer, &app.store, &name).await?;
     // The poller stops first, so that its last health write cannot outlive the deletion.
-    sources.remove(&name).await;
+    app.sources.remove(&name).await;
     let actor = viewer.actor();
-    if let Err(e) = defs::delete(&store, &name, Some(&actor), viewer.ip()).await {
-        defs::launch(&sources, &keys, &stored).await;
+    if let Err(e) = defs::delete(&app.store, &name, Some(&actor), viewer.ip()).await {
+        defs::launch(&app.sources, &app.keys, &stored).await;
         return Err(store_error(e, &viewer));
     }
-    flash(
-        &store,
-        &viewer,
-        "success",
-        "sources.deleted",
-        Some(name.to_string()),
-    )
-    .await?;
-    Ok(see_other("/admin/sources"))
+    done(&app.store, &viewer, "sources.deleted", name.to_string()).await
 }
