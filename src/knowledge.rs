@@ -43,9 +43,11 @@ pub(crate) fn draft_source() -> DraftSource {
                 cause: i.comments.clone(),
                 resolution,
                 domain: Some(i.domain.clone()),
-                tags: (!i.category.trim().is_empty())
-                    .then(|| vec![i.category.trim().to_owned()])
-                    .unwrap_or_default(),
+                tags: Some(i.category.trim())
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect(),
                 incident_id: Some(i.id),
                 incident_reference: Some(i.reference.clone()),
             })

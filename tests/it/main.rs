@@ -7,6 +7,7 @@ mod board;
 mod console;
 mod hosts;
 mod incidents;
+mod oncall;
 mod sources_admin;
 mod support;
 
