@@ -307,9 +307,13 @@ impl Store {
         }))
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads and then writes fails at once with `SQLITE_BUSY` when
+    /// another connection wrote in between (the busy timeout does not apply to that upgrade),
+    /// whereas an immediate one waits its turn.
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
         Ok(match self {
-            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
+            Store::Sqlite(pool) => StoreTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
         })
     }
