@@ -823,6 +823,17 @@ async fn each_route_checks_its_permission() {
 
     // Console: the user prints; the archives page is refused to them, shown to the operator.
     let (user, _) = session(&h, "user", Role::User).await;
+    // The incident's page links to its sheet and its export.
+    let a = page(&app, &user, "GET", &format!("/incidents/{id}"), None).await;
+    let html = String::from_utf8_lossy(&a.bytes).into_owned();
+    assert!(
+        html.contains(&format!("href=\"/incidents/{id}/pdf\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("href=\"/incidents/{id}/xml?attachments=1\"")),
+        "{html}"
+    );
     let a = page(&app, &user, "GET", &format!("/incidents/{id}/pdf"), None).await;
     assert_eq!(a.status, 200);
     assert!(a.bytes.starts_with(b"%PDF"));
