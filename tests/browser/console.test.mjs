@@ -28,6 +28,7 @@ const MATRIX = {
   "admin.security": ["admin"],
   "admin.audit": ["admin"],
   "admin.notifications": ["admin"],
+  "incidents.archives": ["operator"],
   "supervision.apps": ["operator", "manager"],
   "supervision.equipment": ["operator", "manager"],
   "supervision.unavailability": ["operator", "manager"],

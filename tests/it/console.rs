@@ -67,6 +67,7 @@ fn matrix_menus(role: &str) -> Vec<&'static str> {
         ("admin.security", &["admin"]),
         ("admin.audit", &["admin"]),
         ("admin.notifications", &["admin"]),
+        ("incidents.archives", &["operator"]),
         ("supervision.apps", &["operator", "manager"]),
         ("supervision.equipment", &["operator", "manager"]),
         ("supervision.unavailability", &["operator", "manager"]),
@@ -338,6 +339,7 @@ async fn every_route_answers_every_role_as_the_matrix_says() {
         ("/alerts/search", watchers),
         ("/incidents", people),
         ("/incidents/new", people),
+        ("/incidents/archives", &["operator", "admin"]),
         ("/kb", people),
     ];
     let posts: &[(&str, &[&str])] = &[

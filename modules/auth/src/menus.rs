@@ -154,6 +154,13 @@ pub const BUILTIN: &[Builtin] = {
         leaf("incidents.qualify", INC, None, P::IncidentsQualify, 33),
         leaf("incidents.resolve", INC, None, P::IncidentsResolve, 34),
         leaf("incidents.manage", INC, None, P::IncidentsManage, 35),
+        leaf(
+            "incidents.archives",
+            INC,
+            Some("/incidents/archives"),
+            P::IncidentsManage,
+            36,
+        ),
         leaf("kb", None, Some("/kb"), P::KnowledgeBase, 40),
         group("admin", 90),
         leaf("admin.users", ADM, Some("/admin/users"), P::AdminUsers, 91),
