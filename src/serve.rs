@@ -153,7 +153,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         &pipeline,
         config
             .oncall
-            .apply(vigie_oncall::escalation::OncallSettings::for_console(&console)),
+            .apply(vigie_oncall::escalation::OncallSettings::for_console(
+                &console,
+            )),
         oncall_stopped,
     );
     let waker = spawn_board_upkeep(store.clone(), feed.clone(), &config);
@@ -227,7 +229,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let handle = server.handle();
     tokio::spawn(async move {
         stop_signal().await;
-        tracing::info!("Stop requested; closing the live streams and finishing the requests under way.");
+        tracing::info!(
+            "Stop requested; closing the live streams and finishing the requests under way."
+        );
         feed_to_close.close();
         handle.stop(true).await;
     });
@@ -515,7 +519,10 @@ async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

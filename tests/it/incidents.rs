@@ -105,7 +105,10 @@ async fn a_closed_incident_becomes_an_article_found_by_its_resolution() {
     step("close", json!({})).await;
 
     let mut browser = Browser::new(&hub);
-    assert_eq!(browser.login("op", "a-long-enough-password").await.status, 303);
+    assert_eq!(
+        browser.login("op", "a-long-enough-password").await.status,
+        303
+    );
     let form = browser.get(&format!("/kb/new?incident={id}")).await;
     assert_eq!(form.status, 200, "{}", form.body);
     assert!(
@@ -121,7 +124,10 @@ async fn a_closed_incident_becomes_an_article_found_by_its_resolution() {
             &[
                 ("title", "Tunnel IPsec vers l'agence tombé"),
                 ("symptoms", "Plus de trafic vers Thiès depuis 8 h"),
-                ("resolution", "Renouvelé le certificat expiré de la passerelle puis redémarré le tunnel"),
+                (
+                    "resolution",
+                    "Renouvelé le certificat expiré de la passerelle puis redémarré le tunnel",
+                ),
                 ("domain", "network"),
                 ("tags", "vpn"),
                 ("incident_id", &id_text),
@@ -131,11 +137,18 @@ async fn a_closed_incident_becomes_an_article_found_by_its_resolution() {
     assert_eq!(saved.status, 303, "{}", saved.body);
 
     // Words of the resolution, without their accents.
-    let found = hub.get("/api/v1/kb?q=certificat%20redemarre", Some(&op)).await;
+    let found = hub
+        .get("/api/v1/kb?q=certificat%20redemarre", Some(&op))
+        .await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert!(found.body.contains("Tunnel IPsec"), "{}", found.body);
-    let article = browser.get(saved.header("location").expect("location")).await;
-    assert!(article.body.contains(&format!("/incidents/{id}")), "linked to its incident");
+    let article = browser
+        .get(saved.header("location").expect("location"))
+        .await;
+    assert!(
+        article.body.contains(&format!("/incidents/{id}")),
+        "linked to its incident"
+    );
 
     // Someone opens a similar incident: the article is suggested.
     let body = json!({"domain": "network", "title": "Tunnel IPsec de Thiès en panne",

@@ -6,15 +6,15 @@
 //! tables (`0009_escalation.sql`). Sends nothing itself: messages go through `vigie-notify`'s
 //! outbox, in the transaction that decides them.
 
+pub mod ack;
 pub mod api;
 mod error;
 pub mod escalation;
 pub mod pages;
 pub mod planning;
 pub mod planning_edit;
-pub mod routing;
-pub mod ack;
 pub mod prefs;
+pub mod routing;
 pub mod routing_pages;
 
 pub use error::OncallError;

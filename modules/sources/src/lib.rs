@@ -14,8 +14,8 @@
 //! (migration `0004_sources`). The watermarks are in `source_checkpoints`, which the pipeline
 //! writes with the alerts.
 
-pub mod api;
 pub mod admin;
+pub mod api;
 pub mod backups;
 pub mod defs;
 mod error;

@@ -320,7 +320,11 @@ impl Sources {
     /// Keeps a source that cannot start (its password cannot be decrypted) with the reason on
     /// its health line, after stopping its previous poller if any.
     pub async fn define_failed(&self, def: SourceDef, reason: String) {
-        let previous = self.running.lock().ok().and_then(|mut m| m.remove(&def.name));
+        let previous = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&def.name));
         if let Some(old) = previous {
             stop_one(old).await;
         }
