@@ -657,9 +657,14 @@ async fn a_sources_maintenance_snapshot_keeps_its_windows_in_step() {
 
     // In maintenance: one window for the device, owned by the source; its alert is marked.
     assert!(
-        maintenance::sync_source(&h.store, "wug", Some("network"), &[span.clone()])
-            .await
-            .unwrap()
+        maintenance::sync_source(
+            &h.store,
+            "wug",
+            Some("network"),
+            std::slice::from_ref(&span)
+        )
+        .await
+        .unwrap()
     );
     maintenance::refresh(&h.store, None).await.unwrap();
     let windows = open(h.store.clone()).await;
