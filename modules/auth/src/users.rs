@@ -419,11 +419,7 @@ pub fn check_person(
         problems.push(("first_name", "required"));
     }
     let phone = form.phone.trim();
-    if !phone.is_empty()
-        && !phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '.' | '-' | '(' | ')'))
-    {
+    if !phone.is_empty() && !plausible_phone(phone) {
         problems.push(("phone", "phone_format"));
     }
     let email = form.email.trim();
@@ -461,6 +457,16 @@ pub fn check_person(
         }),
         _ => Err(problems),
     }
+}
+
+/// A number an SMS gateway can reach: digits with the usual separators, `+` only in front, 6 to
+/// 15 digits (E.164's maximum).
+fn plausible_phone(phone: &str) -> bool {
+    let body = phone.strip_prefix('+').unwrap_or(phone);
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    body.chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '(' | ')'))
+        && (6..=15).contains(&digits)
 }
 
 fn plausible_email(email: &str) -> bool {
@@ -1023,6 +1029,29 @@ pub async fn revoke_own_token(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn phone_numbers_must_be_reachable() {
+        for ok in [
+            "+221 33 000 00 00",
+            "0033 1 23 45 67 89",
+            "(555) 123-4567",
+            "123456",
+        ] {
+            assert!(super::plausible_phone(ok), "{ok}");
+        }
+        for bad in [
+            "12",
+            "+",
+            "abc",
+            "1+2345678",
+            "+1 234 567 890 123 456",
+            "06 12 34 56 78 x",
+        ] {
+            assert!(!super::plausible_phone(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn user(login: &str) -> NewUser {
