@@ -275,41 +275,67 @@ fn changed_mail(console: &Console, user: &User) -> Mail {
     }
 }
 
-// The parts of the form the handlers hold, passed as they are.
-#[allow(clippy::too_many_arguments)]
-async fn redisplay(
-    viewer: &Viewer,
-    console: &Console,
-    store: &Store,
-    person: &PersonForm,
-    ticked: &HashSet<i64>,
-    picked: &[DomainChoice],
-    problems: &[vigie_auth::Problem],
-    editing: Option<i64>,
-) -> Result<HttpResponse, PageError> {
-    let entries = menus::list(store).await?;
-    let role = person.role.parse::<Role>().ok();
-    let menu_choices = choices(&entries, viewer.lang, role, &|e| {
-        ticked.contains(&e.menu.id)
-    });
-    let mut context = form_context(
-        viewer,
-        person,
-        menu_choices,
-        field_errors(console, viewer.lang, problems),
-    );
-    context.insert("user_domains", picked);
-    match editing {
-        Some(id) => context.insert("user_id", &id),
-        None => context.insert("creating", &true),
+/// A person's form as posted (create and edit share it): the fields, the menus and domains
+/// ticked, and how to show it again with its problems.
+struct PostedPerson {
+    form: PersonForm,
+    ticked: HashSet<i64>,
+    wanted: Vec<String>,
+    picked: Vec<DomainChoice>,
+}
+
+impl PostedPerson {
+    fn read(req: &HttpRequest, viewer: &Viewer, form: &FormData) -> PostedPerson {
+        let wanted = ticked_domains(req, form);
+        PostedPerson {
+            form: person_form(form),
+            ticked: form.ids("menu"),
+            picked: domain_choices(req, viewer.lang, &wanted),
+            wanted,
+        }
     }
-    Ok(page_status(
-        console,
-        viewer,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "console/admin/user_form.html",
-        context,
-    ))
+
+    /// The checked person, with the domains ticked.
+    fn checked(&self) -> Result<Person, Vec<vigie_auth::Problem>> {
+        vigie_auth::check_person(&self.form, &valid_timezone).map(|p| Person {
+            domains: Some(self.wanted.clone()),
+            ..p
+        })
+    }
+
+    /// The form again (422) with its problems next to their fields.
+    async fn redisplay(
+        &self,
+        viewer: &Viewer,
+        console: &Console,
+        store: &Store,
+        problems: &[vigie_auth::Problem],
+        editing: Option<i64>,
+    ) -> Result<HttpResponse, PageError> {
+        let entries = menus::list(store).await?;
+        let role = self.form.role.parse::<Role>().ok();
+        let menu_choices = choices(&entries, viewer.lang, role, &|e| {
+            self.ticked.contains(&e.menu.id)
+        });
+        let mut context = form_context(
+            viewer,
+            &self.form,
+            menu_choices,
+            field_errors(console, viewer.lang, problems),
+        );
+        context.insert("user_domains", &self.picked);
+        match editing {
+            Some(id) => context.insert("user_id", &id),
+            None => context.insert("creating", &true),
+        }
+        Ok(page_status(
+            console,
+            viewer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "console/admin/user_form.html",
+            context,
+        ))
+    }
 }
 
 async fn create(
@@ -321,27 +347,13 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Permission::AdminUsers)?;
     let form = form(&viewer, &body)?;
-    let person_form = person_form(&form);
-    let ticked = form.ids("menu");
-    let wanted = ticked_domains(&req, &form);
-    let picked = domain_choices(&req, viewer.lang, &wanted);
-    let person: Person = match vigie_auth::check_person(&person_form, &valid_timezone) {
-        Ok(p) => Person {
-            domains: Some(wanted.clone()),
-            ..p
-        },
+    let posted = PostedPerson::read(&req, &viewer, &form);
+    let person = match posted.checked() {
+        Ok(p) => p,
         Err(problems) => {
-            return redisplay(
-                &viewer,
-                &console,
-                &store,
-                &person_form,
-                &ticked,
-                &picked,
-                &problems,
-                None,
-            )
-            .await;
+            return posted
+                .redisplay(&viewer, &console, &store, &problems, None)
+                .await;
         }
     };
     let actor = viewer.actor();
@@ -351,7 +363,7 @@ async fn create(
         &actor,
         viewer.ip(),
         &person,
-        Some(&ticked),
+        Some(&posted.ticked),
         console.settings.links,
         &mail,
     )
@@ -369,17 +381,9 @@ async fn create(
             Ok(see_other(&format!("/admin/users/{id}")))
         }
         Err(AuthError::Form(problems)) => {
-            redisplay(
-                &viewer,
-                &console,
-                &store,
-                &person_form,
-                &ticked,
-                &picked,
-                &problems,
-                None,
-            )
-            .await
+            posted
+                .redisplay(&viewer, &console, &store, &problems, None)
+                .await
         }
         Err(e) => Err(e.into()),
     }
@@ -491,27 +495,13 @@ async fn update(
     viewer.require(Permission::AdminUsers)?;
     let form = form(&viewer, &body)?;
     let user = load_user(&viewer, &store, *id).await?;
-    let person_form = person_form(&form);
-    let ticked = form.ids("menu");
-    let wanted = ticked_domains(&req, &form);
-    let picked = domain_choices(&req, viewer.lang, &wanted);
-    let person = match vigie_auth::check_person(&person_form, &valid_timezone) {
-        Ok(p) => Person {
-            domains: Some(wanted.clone()),
-            ..p
-        },
+    let posted = PostedPerson::read(&req, &viewer, &form);
+    let person = match posted.checked() {
+        Ok(p) => p,
         Err(problems) => {
-            return redisplay(
-                &viewer,
-                &console,
-                &store,
-                &person_form,
-                &ticked,
-                &picked,
-                &problems,
-                Some(user.id),
-            )
-            .await;
+            return posted
+                .redisplay(&viewer, &console, &store, &problems, Some(user.id))
+                .await;
         }
     };
     // An administrator cannot take away their own administration (nobody could give it back).
@@ -521,20 +511,12 @@ async fn update(
         let keeps_menus = entries
             .iter()
             .filter(|e| matches!(e.menu.code.as_str(), "admin.users" | "admin.menus"))
-            .all(|e| ticked.contains(&e.menu.id));
+            .all(|e| posted.ticked.contains(&e.menu.id));
         if !keeps_admin || !keeps_menus {
             let problems = [("role", "self_lockout")];
-            return redisplay(
-                &viewer,
-                &console,
-                &store,
-                &person_form,
-                &ticked,
-                &picked,
-                &problems,
-                Some(user.id),
-            )
-            .await;
+            return posted
+                .redisplay(&viewer, &console, &store, &problems, Some(user.id))
+                .await;
         }
     }
     let actor = viewer.actor();
@@ -545,7 +527,7 @@ async fn update(
         viewer.ip(),
         user.id,
         &person,
-        Some(&ticked),
+        Some(&posted.ticked),
         &mail,
     )
     .await
@@ -562,17 +544,9 @@ async fn update(
             Ok(see_other(&format!("/admin/users/{}", user.id)))
         }
         Err(AuthError::Form(problems)) => {
-            redisplay(
-                &viewer,
-                &console,
-                &store,
-                &person_form,
-                &ticked,
-                &picked,
-                &problems,
-                Some(user.id),
-            )
-            .await
+            posted
+                .redisplay(&viewer, &console, &store, &problems, Some(user.id))
+                .await
         }
         Err(e) => Err(e.into()),
     }
