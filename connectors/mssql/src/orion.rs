@@ -208,27 +208,8 @@ pub struct Orion {
     last_nodes: Mutex<Option<Instant>>,
 }
 
-/// A node's figures, on demand.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct NodeReport {
-    pub node_id: i64,
-    pub caption: String,
-    pub status: String,
-    pub status_code: Option<i64>,
-    pub status_description: Option<String>,
-    /// Percent; Orion writes -2 while it has no figure, shown as `None`.
-    pub cpu_load: Option<f64>,
-    pub percent_memory_used: Option<f64>,
-    pub history: Vec<LoadSample>,
-}
-
-/// One row of `CPULoad`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LoadSample {
-    pub at: DateTime<Utc>,
-    pub avg_load: Option<f64>,
-    pub avg_memory_used: Option<f64>,
-}
+/// A node's figures, on demand (defined with the question, in vigie-poll).
+pub use vigie_poll::{LoadSample, NodeReport};
 
 impl Orion {
     pub fn new(spec: &Spec) -> Result<Orion, SourceError> {
@@ -278,6 +259,20 @@ impl Orion {
         r
     }
 
+    /// The statement a poll sends for `SysLog` (`@P1` = the last `MsgID` read): a range of the
+    /// clustered primary key, so SQL Server seeks to the new rows. Public for the benchmark.
+    pub fn syslog_sql(&self) -> String {
+        format!(
+            "SELECT TOP ({}) MsgID, DateTime, IP, Acknowledged, SysLogFacility, SysLogSeverity, \
+             Hostname_ANSI, Hostname_UNICODE, NodeID, MessageType_ANSI, MessageType_UNICODE, \
+             Message_ANSI, Message_UNICODE, SysLogTag_ANSI, SysLogTag_UNICODE, {} \
+             FROM {} WHERE MsgID > @P1 ORDER BY MsgID",
+            self.settings.batch,
+            recent_column("DateTime", self.settings.settle_seconds),
+            self.tables.syslog
+        )
+    }
+
     /// Where the first read of an id-ordered table starts: `initial_rows` before its newest.
     async fn start_of(&self, table: &str, id: &str) -> Result<i64, SourceError> {
         let rows = self
@@ -305,15 +300,7 @@ impl Orion {
             Some(id) => id,
             None => self.start_of(&self.tables.syslog, "MsgID").await?,
         };
-        let sql = format!(
-            "SELECT TOP ({}) MsgID, DateTime, IP, Acknowledged, SysLogFacility, SysLogSeverity, \
-             Hostname_ANSI, Hostname_UNICODE, NodeID, MessageType_ANSI, MessageType_UNICODE, \
-             Message_ANSI, Message_UNICODE, SysLogTag_ANSI, SysLogTag_UNICODE, {} \
-             FROM {} WHERE MsgID > @P1 ORDER BY MsgID",
-            self.settings.batch,
-            recent_column("DateTime", self.settings.settle_seconds),
-            self.tables.syslog
-        );
+        let sql = self.syslog_sql();
         let rows = self
             .client
             .query("SysLog", &sql, &[Param::Int(after)])
@@ -869,6 +856,8 @@ impl Orion {
             status_description: row.opt_nonblank("StatusDescription")?,
             cpu_load: row.opt_float("CPULoad")?.filter(|c| *c >= 0.0),
             percent_memory_used: row.opt_float("PercentMemoryUsed")?.filter(|c| *c >= 0.0),
+            from,
+            to,
             history,
         })
     }
@@ -915,10 +904,24 @@ impl Source for Orion {
 
     fn ask<'a>(&'a self, question: &'a Question) -> BoxFuture<'a, Result<Answer, SourceError>> {
         Box::pin(async move {
-            Err(SourceError::Unsupported(format!(
-                "Orion keeps no unavailability periods for `{}` in the tables Vigie reads; see the node report",
-                text::one_line(question.resource(), 100, "")
-            )))
+            match question {
+                Question::NodeReport { resource, from, to } => {
+                    if to <= from {
+                        return Err(SourceError::Config(
+                            "the range ends before it starts".into(),
+                        ));
+                    }
+                    Ok(Answer::NodeReport(
+                        self.node_report(resource, *from, *to).await?,
+                    ))
+                }
+                Question::Unavailability { .. } | Question::Statistics { .. } => {
+                    Err(SourceError::Unsupported(format!(
+                        "Orion keeps no unavailability periods for `{}` in the tables Vigie reads; ask for the node report",
+                        text::one_line(question.resource(), 100, "")
+                    )))
+                }
+            }
         })
     }
 

@@ -846,20 +846,28 @@ impl Source for WhatsUp {
 
     fn ask<'a>(&'a self, question: &'a Question) -> BoxFuture<'a, Result<Answer, SourceError>> {
         Box::pin(async move {
+            let resource = match question {
+                Question::Unavailability { resource, .. }
+                | Question::Statistics { resource, .. } => resource,
+                Question::NodeReport { .. } => {
+                    return Err(SourceError::Unsupported(
+                        "a node report (status, CPU, memory history) comes from SolarWinds Orion; WhatsUp Gold answers unavailability and statistics".into(),
+                    ));
+                }
+            };
             let (from, to) = question.range();
             if to <= from {
                 return Err(SourceError::Config(
                     "the range ends before it starts".into(),
                 ));
             }
-            let periods = self.periods(question.resource(), from, to).await?;
-            Ok(match question {
-                Question::Unavailability { resource, .. } => Answer::Unavailability {
+            let periods = self.periods(resource, from, to).await?;
+            Ok(if matches!(question, Question::Statistics { .. }) {
+                Answer::Statistics(statistics(resource, from, to, &periods, Utc::now()))
+            } else {
+                Answer::Unavailability {
                     resource: resource.clone(),
                     periods,
-                },
-                Question::Statistics { resource, .. } => {
-                    Answer::Statistics(statistics(resource, from, to, &periods, Utc::now()))
                 }
             })
         })

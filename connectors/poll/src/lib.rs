@@ -23,7 +23,7 @@ pub mod watermark;
 pub use health::{Health, HealthCell, State};
 pub use runner::{Hub, Outcome, PollSettings, Poller, UNREACHABLE_EVENT, backoff};
 pub use source::{
-    Answer, Batch, BoxFuture, Equipment, EquipmentBatch, MaintenanceSpan, Period, Question, Source,
-    SourceError, Statistics,
+    Answer, Batch, BoxFuture, Equipment, EquipmentBatch, LoadSample, MaintenanceSpan, NodeReport,
+    Period, Question, Source, SourceError, Statistics,
 };
 pub use watermark::{Key, Mark, Positions};

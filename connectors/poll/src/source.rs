@@ -142,22 +142,29 @@ pub enum Question {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     },
+    /// A node's current status, CPU and memory, and its history over `[from, to)` (SolarWinds
+    /// Orion; other kinds refuse it as unsupported).
+    NodeReport {
+        resource: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    },
 }
 
 impl Question {
     pub fn resource(&self) -> &str {
         match self {
-            Question::Unavailability { resource, .. } | Question::Statistics { resource, .. } => {
-                resource
-            }
+            Question::Unavailability { resource, .. }
+            | Question::Statistics { resource, .. }
+            | Question::NodeReport { resource, .. } => resource,
         }
     }
 
     pub fn range(&self) -> (DateTime<Utc>, DateTime<Utc>) {
         match self {
-            Question::Unavailability { from, to, .. } | Question::Statistics { from, to, .. } => {
-                (*from, *to)
-            }
+            Question::Unavailability { from, to, .. }
+            | Question::Statistics { from, to, .. }
+            | Question::NodeReport { from, to, .. } => (*from, *to),
         }
     }
 }
@@ -190,6 +197,36 @@ pub struct Statistics {
     pub longest_outage_seconds: Option<i64>,
 }
 
+/// A node's figures, answering [`Question::NodeReport`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeReport {
+    pub node_id: i64,
+    pub caption: String,
+    /// The source's status code mapped to a name; `unknown` for a code not in its list.
+    pub status: String,
+    /// The raw code, kept so an unknown one stays visible.
+    pub status_code: Option<i64>,
+    pub status_description: Option<String>,
+    /// Percent; `None` while the source has no figure (Orion writes -2).
+    pub cpu_load: Option<f64>,
+    pub percent_memory_used: Option<f64>,
+    /// The range the history covers.
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Oldest first.
+    pub history: Vec<LoadSample>,
+}
+
+/// One point of a node's history (Orion's `CPULoad` row).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadSample {
+    pub at: DateTime<Utc>,
+    /// Mean CPU load over the sample, percent.
+    pub avg_load: Option<f64>,
+    /// Mean memory used over the sample, bytes.
+    pub avg_memory_used: Option<f64>,
+}
+
 /// The answer to a [`Question`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
@@ -199,6 +236,7 @@ pub enum Answer {
         periods: Vec<Period>,
     },
     Statistics(Statistics),
+    NodeReport(NodeReport),
 }
 
 /// A database the hub reads. One value per configured source; the scheduler never runs two polls

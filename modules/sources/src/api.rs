@@ -5,6 +5,7 @@
 //! | `GET /api/v1/sources` | supervision view or sources administration | each source's health line |
 //! | `GET /api/v1/sources/{name}/unavailability?resource=&from=&to=` | supervision view | asked of the source now |
 //! | `GET /api/v1/sources/{name}/statistics?resource=&from=&to=` | equipment statistics | asked of the source now |
+//! | `GET /api/v1/sources/{name}/node?resource=&from=&to=` | equipment statistics | a node's status, CPU, memory and history (Orion; 422 from other kinds) |
 //! | `GET`/`PUT /api/v1/sources/{name}/settings` | sources administration | connector settings; a change restarts the poller |
 //! | `GET /api/v1/equipment?source=&removed=` | supervision view | equipment the sources reported |
 //! | `POST /api/v1/backups` | alerts ingestion | a backup job's outcome (202) |
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/api/v1/sources/{name}/statistics").route(web::get().to(statistics)),
         )
+        .service(web::resource("/api/v1/sources/{name}/node").route(web::get().to(node_report)))
         .service(
             web::resource("/api/v1/sources/{name}/settings")
                 .route(web::get().to(get_settings))
@@ -226,6 +228,18 @@ async fn statistics(
     caller.require(Permission::EquipmentStats)?;
     let (resource, from, to) = question_range(&query)?;
     ask(sources, &name, Question::Statistics { resource, from, to }).await
+}
+
+/// A node's report: its history is statistics, hence the statistics permission.
+async fn node_report(
+    caller: Caller,
+    name: web::Path<String>,
+    query: web::Query<AskQuery>,
+    sources: Option<web::Data<Sources>>,
+) -> Result<HttpResponse, SourcesError> {
+    caller.require(Permission::EquipmentStats)?;
+    let (resource, from, to) = question_range(&query)?;
+    ask(sources, &name, Question::NodeReport { resource, from, to }).await
 }
 
 async fn get_settings(

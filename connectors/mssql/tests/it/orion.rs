@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use vigie_mssql::orion::Orion;
-use vigie_poll::{Batch, SourceError};
+use vigie_poll::{Answer, Batch, Question, SourceError};
 use vigie_source::Level;
 
 use crate::bridge::{Bridge, JsonServer};
@@ -419,6 +419,89 @@ async fn node_report_gives_status_cpu_memory_and_history() {
     );
     let missing = orion.node_report("nowhere", from, to).await.unwrap_err();
     assert!(matches!(missing, SourceError::Unsupported(_)), "{missing}");
+}
+
+#[tokio::test]
+async fn node_report_is_answered_on_demand_through_ask() {
+    let bridge = Bridge::start(json!([
+        {"name": "Nodes", "csv": "orion/Nodes.csv"},
+        {"name": "CPULoad", "csv": "orion/CPULoad.csv"},
+    ]));
+    let url = bridge.url("SolarWindsOrion");
+    let src = source("orion", "solarwinds", &url, Value::Null);
+    let question = Question::NodeReport {
+        resource: "rtr-paris".into(),
+        from: "2025-01-14T07:30:00Z".parse().unwrap(),
+        to: "2025-01-14T10:00:00Z".parse().unwrap(),
+    };
+    let answer = src.ask(&question).await.unwrap();
+    let Answer::NodeReport(report) = &answer else {
+        panic!("not a node report: {answer:?}");
+    };
+    assert_eq!((report.node_id, report.caption.as_str()), (43, "rtr-paris"));
+    assert_eq!(
+        (report.status.as_str(), report.status_code),
+        ("up", Some(1))
+    );
+    assert_eq!(report.cpu_load, Some(37.0));
+    assert_eq!(report.percent_memory_used, Some(61.0));
+    // 07:00 is before the range and node 42's row is another node's: two samples.
+    let history: Vec<(String, Option<f64>, Option<f64>)> = report
+        .history
+        .iter()
+        .map(|h| (h.at.to_rfc3339(), h.avg_load, h.avg_memory_used))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("2025-01-14T08:00:00+00:00".into(), Some(35.0), Some(5.2e9)),
+            ("2025-01-14T09:00:00+00:00".into(), Some(37.0), Some(5.24e9)),
+        ]
+    );
+    // Serialised with the answers' tag, as the API sends it.
+    let body = serde_json::to_value(&answer).unwrap();
+    assert_eq!(body["answer"], "node_report");
+    assert_eq!(body["status"], "up");
+    assert_eq!(body["history"][1]["avg_load"], 37.0);
+
+    // Node 42 is down with Orion's -2 "no figure" CPU; by `node/ID`.
+    let down = Question::NodeReport {
+        resource: "node/42".into(),
+        from: "2025-01-14T00:00:00Z".parse().unwrap(),
+        to: "2025-01-15T00:00:00Z".parse().unwrap(),
+    };
+    let Answer::NodeReport(r42) = src.ask(&down).await.unwrap() else {
+        panic!("not a node report");
+    };
+    assert_eq!((r42.status.as_str(), r42.cpu_load), ("down", None));
+    assert_eq!(r42.history.len(), 1);
+    assert_eq!(r42.history[0].avg_load, Some(80.0));
+
+    // Orion refuses the periods questions; WhatsUp Gold refuses the node report.
+    let periods = Question::Unavailability {
+        resource: "rtr-paris".into(),
+        from: "2025-01-14T00:00:00Z".parse().unwrap(),
+        to: "2025-01-15T00:00:00Z".parse().unwrap(),
+    };
+    let e = src.ask(&periods).await.unwrap_err();
+    assert!(
+        matches!(&e, SourceError::Unsupported(m) if m.contains("node report")),
+        "{e}"
+    );
+    let whatsup = source("wug", "whatsup", &url, Value::Null);
+    let e = whatsup.ask(&question).await.unwrap_err();
+    assert!(
+        matches!(&e, SourceError::Unsupported(m) if m.contains("SolarWinds Orion")),
+        "{e}"
+    );
+    // A node Orion does not know is named.
+    let missing = Question::NodeReport {
+        resource: "nowhere".into(),
+        from: "2025-01-14T00:00:00Z".parse().unwrap(),
+        to: "2025-01-15T00:00:00Z".parse().unwrap(),
+    };
+    let e = src.ask(&missing).await.unwrap_err();
+    assert!(e.to_string().contains("no node `nowhere`"), "{e}");
 }
 
 #[tokio::test]
