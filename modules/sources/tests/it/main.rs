@@ -5,15 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backups;
+/// The mssql connector's TDS test server (pysqlbridge), for the Orion node report.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../../connectors/mssql/tests/it/bridge.rs"]
+pub mod bridge;
 mod crash;
 mod defs;
 mod faults;
 mod flows;
 mod node_report;
-/// The mssql connector's TDS test server (pysqlbridge), for the Orion node report.
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../../../connectors/mssql/tests/it/bridge.rs"]
-pub mod bridge;
 #[path = "../../../../connectors/sql/tests/it/support.rs"]
 pub mod support;
 
