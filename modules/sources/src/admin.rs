@@ -30,9 +30,11 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records shown by the test.
 const TEST_SHOWN: usize = 20;
 
-/// The console routes; needs `web::Data` of [`Sources`], [`Store`], [`Console`], [`Domains`]
-/// and [`KeyStore`].
+/// The console routes of the module: these administration pages and the supervision pages
+/// ([`crate::supervision`]); needs `web::Data` of [`Sources`], [`Store`], [`Console`],
+/// [`Domains`] and [`KeyStore`].
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    crate::supervision::configure(cfg);
     cfg.route("/admin/sources", web::get().to(list))
         .route("/admin/sources/new", web::get().to(new_form))
         .route("/admin/sources/new", web::post().to(create))
@@ -44,7 +46,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/sources/{name}/delete", web::post().to(delete));
 }
 
-fn page(
+/// A page of the module in the console's frame.
+pub(crate) fn page(
     console: &Console,
     viewer: &Viewer,
     status: StatusCode,

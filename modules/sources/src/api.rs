@@ -30,8 +30,8 @@ use crate::error::SourcesError;
 use crate::repo;
 use crate::sources::{AskError, ChangeError, Sources};
 
-/// How long an on-demand question may take.
-const ASK_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an on-demand question may take (the console's pages wait as long).
+pub(crate) const ASK_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest accepted body of these routes.
 const BODY_MAX: usize = 64 * 1024;
 

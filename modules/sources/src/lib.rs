@@ -9,6 +9,8 @@
 //! - [`backups`]: the hub's own backup table, its watcher (reports → alerts, exactly once) and the
 //!   expected jobs ("backup missing").
 //! - [`api`]: the HTTP routes ([`configure`]); [`repo`]: every statement on the module's tables.
+//! - [`admin`]: the console's source administration; [`supervision`]: the console pages that ask
+//!   a source now (unavailability periods, statistics and Orion's node report).
 //!
 //! Owns the tables `source_health`, `source_settings`, `equipment`, `backups` and `backup_jobs`
 //! (migration `0004_sources`). The watermarks are in `source_checkpoints`, which the pipeline
@@ -23,6 +25,7 @@ pub mod hub;
 pub mod repo;
 pub mod secrets;
 pub mod sources;
+pub mod supervision;
 
 pub use api::configure;
 pub use backups::{BackupNotifier, BackupWatcher, WatcherSettings};

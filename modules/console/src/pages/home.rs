@@ -23,7 +23,8 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// Screens not built yet: path, permission, title key (`menu.*`).
+/// Screens not built yet: path, permission, title key (`menu.*`). (The unavailability and
+/// statistics screens are vigie-sources' `supervision` pages.)
 pub(crate) const PENDING: &[(&str, Permission, &str)] = &[
     (
         "/supervision/apps",
@@ -36,19 +37,9 @@ pub(crate) const PENDING: &[(&str, Permission, &str)] = &[
         "menu.supervision_equipment",
     ),
     (
-        "/supervision/unavailability",
-        Permission::SupervisionView,
-        "menu.supervision_unavailability",
-    ),
-    (
         "/supervision/equipment/edit",
         Permission::EquipmentEdit,
         "menu.supervision_equipment_edit",
-    ),
-    (
-        "/supervision/statistics",
-        Permission::EquipmentStats,
-        "menu.supervision_statistics",
     ),
     (
         "/supervision/reports",

@@ -1,6 +1,7 @@
 //! Sources end to end: rows inserted into real tool databases (MariaDB, PostgreSQL) become
 //! qualified alerts in the hub's store (the backend `VIGIE_TEST_DATABASE` selects) through the
-//! real pipeline; faults (the database cut, the hub killed mid-poll); backups over HTTP.
+//! real pipeline; faults (the database cut, the hub killed mid-poll); backups over HTTP; the
+//! supervision pages that ask a source now.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +15,7 @@ mod defs;
 mod faults;
 mod flows;
 mod node_report;
+mod supervision;
 #[path = "../../../../connectors/sql/tests/it/support.rs"]
 pub mod support;
 
