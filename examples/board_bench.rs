@@ -266,7 +266,7 @@ async fn load(url: &str, n: u64) -> Result<()> {
             // not, and its index-only scans would still read the table.
             sqlx::query("VACUUM ANALYZE alerts").execute(pool).await?;
         }
-        vigie_core::store::Store::Sqlite(pool) => {
+        vigie_core::store::Store::Sqlite(pool, _) => {
             let t = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-' || (i % 7776000) || ' seconds')";
             let sql = format!(
                 "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {n}) \

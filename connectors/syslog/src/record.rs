@@ -13,6 +13,10 @@
 //! 16 KiB and never empty, the resource is one line of at most 255 characters, and structured
 //! data larger than [`MAX_STRUCTURED_DATA`] is left out of the attributes (the raw JSON keeps the
 //! raw line, where it still is).
+//!
+//! The record's `raw` is `{"line", "received_at", "sender"}`: the line as received and how it
+//! came. The parsed fields are attributes already; a copy of them in `raw` cost more than the
+//! parsing itself, for every message (most of which a rule drops).
 
 use serde_json::{Map, Value};
 use vigie_source::RawRecord;
@@ -82,9 +86,7 @@ pub fn to_record(msg: &SyslogMessage, source: &str) -> RawRecord {
         a.insert("truncated".into(), true.into());
     }
     let sd_fits = !msg.structured_data.is_empty()
-        && serde_json::to_vec(&msg.structured_data)
-            .map(|v| v.len() <= MAX_STRUCTURED_DATA)
-            .unwrap_or(false);
+        && serialised_len(&msg.structured_data) <= MAX_STRUCTURED_DATA;
     if sd_fits {
         a.insert(
             "structured_data".into(),
@@ -102,20 +104,19 @@ pub fn to_record(msg: &SyslogMessage, source: &str) -> RawRecord {
         a.insert("structured_data_omitted".into(), true.into());
     }
 
-    let mut raw = msg.to_json();
-    if let Value::Object(o) = &mut raw {
-        o.insert(
-            "message".into(),
-            Value::String(cut(&msg.message, MAX_RECORD_MESSAGE).to_owned()),
-        );
-        o.insert(
-            "raw".into(),
-            Value::String(cut(&msg.raw, MAX_RAW_LINE).to_owned()),
-        );
-        if !sd_fits {
-            o.insert("structured_data".into(), Value::Object(Map::new()));
-        }
-    }
+    // The line itself and how it came, nothing more: every parsed field is already an
+    // attribute, and this object is built for every message, most of which a rule then drops.
+    let mut raw = Map::with_capacity(3);
+    raw.insert(
+        "line".into(),
+        Value::String(cut(&msg.raw, MAX_RAW_LINE).to_owned()),
+    );
+    raw.insert(
+        "received_at".into(),
+        Value::String(msg.received_at.to_rfc3339()),
+    );
+    raw.insert("sender".into(), Value::String(msg.sender.to_string()));
+    let raw = Value::Object(raw);
     record.raw = Some(raw);
     record
 }
@@ -143,6 +144,25 @@ fn flat(value: &Value) -> Value {
                 .join(","),
         ),
         other => other.clone(),
+    }
+}
+
+/// The length of `value` serialised as JSON, counted without keeping the text.
+fn serialised_len(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
     }
 }
 
@@ -214,8 +234,9 @@ mod tests {
         assert_eq!(r.attributes["sender"], json!("10.1.2.3"));
         assert!(!r.attributes.contains_key("msg_id"));
         let raw = r.raw.unwrap();
-        assert_eq!(raw["host"], "mymachine");
-        assert_eq!(raw["raw"], m.raw);
+        assert_eq!(raw["line"], m.raw);
+        assert_eq!(raw["sender"], "10.1.2.3:40000");
+        assert_eq!(raw["received_at"], "2024-10-12T00:00:00+00:00");
     }
 
     #[test]

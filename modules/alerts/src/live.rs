@@ -201,7 +201,7 @@ async fn run(
                 None
             }
         },
-        Store::Sqlite(_) => None,
+        Store::Sqlite(..) => None,
     };
     loop {
         let mut ids: BTreeSet<i64> = BTreeSet::new();

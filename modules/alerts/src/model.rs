@@ -65,4 +65,8 @@ pub enum Change {
 pub struct AlertEvent {
     pub alert_id: i64,
     pub change: Change,
+    /// The alert's level after the change, when the writer knows it without reading the alert
+    /// (raises and refreshes): lets a subscriber that only cares about some levels (on-call
+    /// routing) skip the others without a read per alert.
+    pub severity: Option<i32>,
 }

@@ -51,8 +51,8 @@ pub fn normalize(
         })
     };
 
-    raw.source = raw.source.trim().to_owned();
-    raw.resource = raw.resource.trim().to_owned();
+    trim_in_place(&mut raw.source);
+    trim_in_place(&mut raw.resource);
     if let Some(p) = single_line("source", &raw.source, limits.source) {
         problem("source", p);
     }
@@ -92,14 +92,14 @@ pub fn normalize(
     if !raw.attributes.is_empty()
         && let Some(p) = json_problem(
             &raw.attributes,
-            object_holds_nul(&raw.attributes),
+            object_scan(&raw.attributes),
             limits.attributes,
         )
     {
         problem("attributes", p);
     }
     if let Some(value) = &raw.raw
-        && let Some(p) = json_problem(value, holds_nul(value), limits.raw)
+        && let Some(p) = json_problem(value, scan(value), limits.raw)
     {
         problem("raw", p);
     }
@@ -125,32 +125,105 @@ fn single_line(name: &str, value: &str, max: usize) -> Option<String> {
 }
 
 /// Problems of a JSON part: too large once serialised, or holding a NUL (PostgreSQL refuses it).
-fn json_problem(value: &impl serde::Serialize, has_nul: bool, max: usize) -> Option<String> {
-    let size = serde_json::to_vec(value)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
-    if size > max {
-        return Some(format!(
-            "is {size} bytes once serialised, over the limit of {max}"
-        ));
+/// The part is serialised (into a counter, nothing kept) only when its [`Scan`] bound is over
+/// the limit: most records are far below it, and this runs for every record of every source.
+fn json_problem(value: &impl serde::Serialize, scan: Scan, max: usize) -> Option<String> {
+    if scan.bound > max {
+        let mut counter = Counter(0);
+        let size = serde_json::to_writer(&mut counter, value)
+            .map(|()| counter.0)
+            .unwrap_or(usize::MAX);
+        if size > max {
+            return Some(format!(
+                "is {size} bytes once serialised, over the limit of {max}"
+            ));
+        }
     }
-    if has_nul {
+    if scan.has_nul {
         return Some("contains a NUL character".into());
     }
     None
 }
 
-fn holds_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => object_holds_nul(map),
-        _ => false,
+/// What one walk of a JSON part tells: an upper bound of its serialised size (every byte of a
+/// string counted as the longest escape, `\u00XX`, every number as 24 characters) and whether a
+/// string or key holds a NUL.
+#[derive(Clone, Copy, Default)]
+struct Scan {
+    bound: usize,
+    has_nul: bool,
+}
+
+impl Scan {
+    fn add(&mut self, other: Scan) {
+        self.bound = self.bound.saturating_add(other.bound);
+        self.has_nul |= other.has_nul;
     }
 }
 
-fn object_holds_nul(map: &Map<String, Value>) -> bool {
-    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+fn text_scan(text: &str) -> Scan {
+    Scan {
+        bound: text.len().saturating_mul(6).saturating_add(2),
+        has_nul: text.as_bytes().contains(&0),
+    }
+}
+
+fn scan(value: &Value) -> Scan {
+    match value {
+        Value::Null | Value::Bool(_) => Scan {
+            bound: 5,
+            has_nul: false,
+        },
+        Value::Number(_) => Scan {
+            bound: 24,
+            has_nul: false,
+        },
+        Value::String(s) => text_scan(s),
+        Value::Array(items) => {
+            let mut total = Scan {
+                bound: 2 + items.len(),
+                has_nul: false,
+            };
+            for item in items {
+                total.add(scan(item));
+            }
+            total
+        }
+        Value::Object(map) => object_scan(map),
+    }
+}
+
+fn object_scan(map: &Map<String, Value>) -> Scan {
+    let mut total = Scan {
+        bound: 2 + 2 * map.len(),
+        has_nul: false,
+    };
+    for (key, value) in map {
+        total.add(text_scan(key));
+        total.add(scan(value));
+    }
+    total
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Trims without a new allocation when there is nothing to trim (nearly always).
+fn trim_in_place(text: &mut String) {
+    let trimmed = text.trim();
+    if trimmed.len() != text.len() {
+        *text = trimmed.to_owned();
+    }
 }
 
 #[cfg(test)]

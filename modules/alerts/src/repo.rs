@@ -352,8 +352,10 @@ async fn apply_segment(
                     },
                 };
             }
+            let severity = group.last().map(|&i| items[i].level.number());
             events.push(AlertEvent {
                 alert_id: id,
+                severity,
                 change: if created {
                     Change::Created
                 } else {
@@ -411,6 +413,7 @@ async fn apply_segment(
                 events.push(AlertEvent {
                     alert_id,
                     change: Change::Updated,
+                    severity: Some(items[i].level.number()),
                 });
             }
         }
@@ -453,6 +456,7 @@ async fn apply_segment(
                 events.push(AlertEvent {
                     alert_id: id,
                     change: Change::Cleared,
+                    severity: None,
                 });
                 cleared.insert(fp, id);
             }
@@ -499,6 +503,7 @@ async fn apply_segment(
         events.extend(ids.into_iter().map(|alert_id| AlertEvent {
             alert_id,
             change: Change::Cleared,
+            severity: None,
         }));
     }
     Ok(())

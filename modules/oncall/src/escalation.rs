@@ -1398,13 +1398,28 @@ pub fn spawn_engine(
 /// Routes (or stops) the alerts of a batch of events: the routing of a burst is decided and
 /// written a few hundred alerts per transaction.
 async fn handle(engine: &Engine, batch: Vec<AlertEvent>) {
-    let mut last: HashMap<i64, Change> = HashMap::new();
+    let mut last: HashMap<i64, (Change, Option<i32>)> = HashMap::new();
     for e in batch {
-        last.insert(e.alert_id, e.change);
+        last.insert(e.alert_id, (e.change, e.severity));
     }
+    // Alerts below every rule's level are not read at all: a flood of low alerts would
+    // otherwise cost a read per alert for nothing.
+    let lowest = match routing::lowest_level(&engine.store, &engine.settings).await {
+        Ok(level) => Some(level),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the routing rules' lowest level; every alert is read.");
+            None
+        }
+    };
     let now = vigie_core::time::now();
     let mut route = Vec::with_capacity(last.len());
-    for (alert_id, change) in last {
+    for (alert_id, (change, severity)) in last {
+        if change != Change::Cleared
+            && let (Some(lowest), Some(severity)) = (lowest, severity)
+            && severity < lowest
+        {
+            continue;
+        }
         match change {
             Change::Cleared => {
                 if let Err(e) = engine.cancel(alert_id, now).await {
