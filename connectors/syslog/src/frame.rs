@@ -162,8 +162,15 @@ impl Framer {
                     }
                     let digits = buf.iter().take_while(|b| b.is_ascii_digit()).count();
                     match buf.get(digits) {
-                        // Still reading the count (or a line that starts with a number).
-                        None if digits <= MAX_COUNT_DIGITS => return Ok(None),
+                        // A run of digits longer than a message is not waited on: a line, cut
+                        // like any other (decided on the count alone, so however it is read).
+                        _ if digits > self.max.max(MAX_COUNT_DIGITS) => {
+                            self.state = State::Line { scanned: digits };
+                        }
+                        // Still reading the count, or a line that starts with a number: only the
+                        // byte after the digits tells, so wait for it even past ten digits (a
+                        // read ending there must not decide otherwise than one going on).
+                        None => return Ok(None),
                         Some(b' ') => {
                             let text = String::from_utf8_lossy(&buf[..digits]).into_owned();
                             let len: usize = match text.parse() {
@@ -177,10 +184,6 @@ impl Framer {
                                 len: kept,
                                 skip: len - kept,
                             };
-                        }
-                        None => {
-                            let text = String::from_utf8_lossy(&buf[..digits]).into_owned();
-                            return Err(FrameError::BadCount(text));
                         }
                         // Digits then something else: an ordinary line.
                         Some(_) => self.state = State::Line { scanned: digits },
@@ -334,7 +337,7 @@ mod tests {
 
     #[test]
     fn bad_octet_counts_are_errors() {
-        for input in [&b"0 <13>x"[..], b"12345678901 <13>x", b"123456789012"] {
+        for input in [&b"0 <13>x"[..], b"12345678901 <13>x", b"123456789012 "] {
             let mut framer = Framer::new(1024);
             let mut buf = BytesMut::from(input);
             assert!(
@@ -343,6 +346,47 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    /// Found by the cargo-fuzz target (fuzz/, 2026-11-21): a line starting with more than ten
+    /// digits was an invalid octet count when a read ended right after the digits, a line
+    /// otherwise, so TCP segmentation could close a connection.
+    #[test]
+    fn a_line_starting_with_many_digits_is_a_line_however_it_is_read() {
+        let input: &[u8] =
+            b"16 d9 <1\xc94,44444444444444444444444444444444444444444>third\n<13>next\n";
+        let whole = texts(&frames(480, input))
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        assert_eq!(
+            whole,
+            [
+                "d9 <1\u{fffd}4,44444444",
+                "444444444444444444444444444444444>third",
+                "<13>next"
+            ]
+        );
+        for cut in 0..=input.len() {
+            let mut framer = Framer::new(480);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            for piece in [&input[..cut], &input[cut..]] {
+                buf.extend_from_slice(piece);
+                while let Some(f) = framer.decode(&mut buf).unwrap() {
+                    out.push(String::from_utf8_lossy(&f.data).into_owned());
+                }
+            }
+            assert_eq!(out, whole, "cut at {cut}");
+        }
+        // Digits alone at the end of the stream are a line too, and a run of digits longer than
+        // a message is an over-long line, not an error.
+        assert_eq!(texts(&frames(1024, b"123456789012")), ["123456789012"]);
+        let long = [b'7'; 600];
+        let got = frames(480, &[&long[..], b" <13>x\n<14>ok\n"].concat());
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0.len(), got[0].1), (480, true));
+        assert_eq!(got[1].0, "<14>ok");
     }
 
     #[test]
