@@ -103,6 +103,14 @@ struct Job {
 }
 
 impl Job {
+    /// The records to store (those no rule dropped).
+    fn kept(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Keep(_)))
+            .count()
+    }
+
     /// Gives the room back, then answers: a submitter that got its answer never sees its
     /// records still counted in the queue.
     fn answer(self, result: Result<Vec<Outcome>, IngestError>) {
@@ -274,7 +282,10 @@ impl Pipeline {
             return Err(IngestError::Invalid(problems));
         }
 
-        let wanted = u32::try_from(count.clamp(1, self.inner.settings.queue_capacity.max(1)))
+        // Room is taken for the records to store: one a rule dropped waits in the queue as a
+        // marker only (a flood of syslog noise must not hold the queue for nothing).
+        let kept = slots.iter().filter(|s| matches!(s, Slot::Keep(_))).count();
+        let wanted = u32::try_from(kept.clamp(1, self.inner.settings.queue_capacity.max(1)))
             .unwrap_or(u32::MAX);
         let room = tokio::time::timeout(
             settings.submit_timeout,
@@ -365,8 +376,9 @@ impl Writer {
         tracing::debug!("Ingestion writers stopped: queue closed and drained.");
     }
 
-    /// One writer task: takes every waiting submission (up to `batch_max` records) and writes
-    /// them in one transaction, until the queue is closed and empty.
+    /// One writer task: takes every waiting submission (up to `batch_max` records to store;
+    /// records a rule dropped do not count) and writes them in one transaction, until the queue
+    /// is closed and empty.
     async fn run_one(&self) {
         loop {
             let jobs = {
@@ -374,12 +386,12 @@ impl Writer {
                 let Some(first) = queue.recv().await else {
                     return;
                 };
-                let mut records = first.slots.len();
+                let mut records = first.kept();
                 let mut jobs = vec![first];
                 while records < self.batch_max {
                     match queue.try_recv() {
                         Ok(job) => {
-                            records += job.slots.len();
+                            records += job.kept();
                             jobs.push(job);
                         }
                         Err(_) => break,

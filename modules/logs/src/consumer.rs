@@ -221,16 +221,26 @@ pub(crate) fn spawn_qualifier(
     })
 }
 
-/// The qualifier: each stored batch becomes records submitted to the pipeline; the next batch is
-/// taken once they are all committed.
+/// Submissions (chunks of [`SUBMIT_CHUNK`] records) waiting for the pipeline at most: a few
+/// batches' worth. The qualifier takes the next batch while earlier ones wait for their commit:
+/// waiting for each batch to be committed before preparing the next made the storer, the
+/// qualifier and the pipeline's writer take turns instead of working at the same time.
+const SUBMISSIONS_IN_FLIGHT: usize = 32;
+
+/// The qualifier: each stored batch becomes records submitted to the pipeline, in chunks, while
+/// the submissions of earlier batches wait for their commit (up to [`SUBMISSIONS_IN_FLIGHT`]).
+/// Ends once every submission is answered.
 pub(crate) async fn run_qualifier(
     mut batches: mpsc::Receiver<Vec<SyslogMessage>>,
     shared: Arc<Shared>,
 ) {
+    let mut chunks = JoinSet::new();
     while let Some(batch) = batches.recv().await {
         let batch = Arc::new(batch);
-        let mut chunks = JoinSet::new();
         for start in (0..batch.len()).step_by(SUBMIT_CHUNK) {
+            while chunks.len() >= SUBMISSIONS_IN_FLIGHT {
+                joined(chunks.join_next().await);
+            }
             let range = start..(start + SUBMIT_CHUNK).min(batch.len());
             let (shared, batch) = (shared.clone(), batch.clone());
             chunks.spawn(async move {
@@ -238,11 +248,15 @@ pub(crate) async fn run_qualifier(
                 submit(&shared, &batch[range], &mut give_up).await;
             });
         }
-        while let Some(done) = chunks.join_next().await {
-            if let Err(e) = done {
-                tracing::error!(error = %e, "A syslog submission task failed.");
-            }
-        }
+    }
+    while let Some(done) = chunks.join_next().await {
+        joined(Some(done));
+    }
+}
+
+fn joined(done: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(e)) = done {
+        tracing::error!(error = %e, "A syslog submission task failed.");
     }
 }
 

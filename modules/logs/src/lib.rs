@@ -103,8 +103,8 @@ pub async fn start(
         stats: stats.clone(),
         give_up: give_up_rx,
     });
-    // Two batches between the storer and the qualifier: enough to overlap them, little memory.
-    let (tx, qrx) = mpsc::channel(2);
+    // A few batches between the storer and the qualifier: enough to overlap them, little memory.
+    let (tx, qrx) = mpsc::channel(4);
     let storer = tokio::spawn(consumer::run_storer(batches, shared.clone(), tx));
     let qualifier = consumer::spawn_qualifier(qrx, shared);
     let (stop_purge, stop_rx) = watch::channel(false);

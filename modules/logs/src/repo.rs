@@ -3,12 +3,14 @@
 //! Written once for both backends (`on_pool!`); statements built at run time only add parameter
 //! markers ([`Marks`]), never values.
 
+use std::sync::Mutex;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, FromRow};
 use vigie_core::on_pool;
-use vigie_core::store::{Marks, Store, StoreError};
+use vigie_core::store::{Backend, Marks, Store, StoreError};
 use vigie_syslog::SyslogMessage;
 use vigie_syslog::parse::{facility_name, severity_name};
 
@@ -108,6 +110,27 @@ fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
     vigie_core::store::statement_chunks(n, ROWS_PER_STATEMENT)
 }
 
+/// The `INSERT` of `rows` messages. Built once per shape (a few, see [`chunks`]) and kept: with
+/// 15 markers a row, building it for every statement showed in the receiver's profile.
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    static BUILT: Mutex<Vec<(Backend, usize, String)>> = Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, _, sql)) = built.iter().find(|(b, n, _)| *b == backend && *n == rows) {
+        return sql.clone();
+    }
+    let sql = format!(
+        "INSERT INTO syslog_messages ({INSERT_COLUMNS}) VALUES {}",
+        Marks::new(backend).rows(rows, COLUMNS_PER_ROW)
+    );
+    // Bounded: chunk sizes are ROWS_PER_STATEMENT and powers of two below it.
+    if built.len() < 64 {
+        built.push((backend, rows, sql.clone()));
+    }
+    sql
+}
+
 /// Stores a batch in one transaction, multi-row `INSERT`s, in the order given (ids grow with it).
 pub async fn insert_batch(store: &Store, batch: &[SyslogMessage]) -> Result<(), StoreError> {
     if batch.is_empty() {
@@ -123,11 +146,7 @@ pub async fn insert_batch(store: &Store, batch: &[SyslogMessage]) -> Result<(), 
         .collect();
     let mut tx = store.begin().await?;
     for range in chunks(batch.len()) {
-        let mut marks = Marks::new(store.backend());
-        let sql = format!(
-            "INSERT INTO syslog_messages ({INSERT_COLUMNS}) VALUES {}",
-            marks.rows(range.len(), COLUMNS_PER_ROW)
-        );
+        let sql = insert_sql(store.backend(), range.len());
         vigie_core::on_tx!(&mut tx, conn => {
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for i in range.clone() {
