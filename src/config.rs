@@ -395,7 +395,7 @@ impl Config {
                 idle_timeout: Duration::from_secs(300),
                 timezone: "UTC".to_owned(),
                 source_name: "syslog".to_owned(),
-                batch_size: 2000,
+                batch_size: 8000,
                 retention_days: 30,
                 max_rows: 0,
                 max_bytes: 2 * 1024 * MIB,

@@ -57,7 +57,7 @@ impl Default for LogsSettings {
         LogsSettings {
             syslog: SyslogConfig::default(),
             retention: Retention::default(),
-            batch_size: 2000,
+            batch_size: 8000,
             batch_wait: Batcher::DEFAULT_WAIT,
             stop_timeout: Duration::from_secs(30),
         }
