@@ -1,8 +1,50 @@
 //! Statistics of a resource computed from its unavailability periods, the same for every source.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 
-use crate::source::{Period, Statistics};
+use crate::source::{Answer, Period, Question, SourceError, Statistics};
+
+/// The answer of a source whose on-demand face is a resource's outage periods: the periods
+/// themselves, or the statistics computed from them. `periods` reads them for
+/// `(resource, from, to)`; a node report is refused, naming `tool`.
+pub async fn answer_from_periods<'q, F, Fut>(
+    question: &'q Question,
+    tool: &'static str,
+    periods: F,
+) -> Result<Answer, SourceError>
+where
+    F: FnOnce(&'q str, DateTime<Utc>, DateTime<Utc>) -> Fut,
+    Fut: Future<Output = Result<Vec<Period>, SourceError>>,
+{
+    let resource = match question {
+        Question::Unavailability { resource, .. } | Question::Statistics { resource, .. } => {
+            resource
+        }
+        Question::NodeReport { .. } => {
+            return Err(SourceError::Unsupported(format!(
+                "a node report (status, CPU, memory history) comes from SolarWinds Orion; {tool} answers unavailability and statistics"
+            )));
+        }
+    };
+    let (from, to) = question.range();
+    if to <= from {
+        return Err(SourceError::Config(
+            "the range ends before it starts".into(),
+        ));
+    }
+    let found = periods(resource, from, to).await?;
+    Ok(match question {
+        Question::Statistics { .. } => {
+            Answer::Statistics(statistics(resource, from, to, &found, Utc::now()))
+        }
+        _ => Answer::Unavailability {
+            resource: resource.clone(),
+            periods: found,
+        },
+    })
+}
 
 /// Figures over `[from, to)` from periods (already clipped or not: they are clipped here). A
 /// period still open counts up to `min(to, now)`.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
-use vigie_poll::stats::statistics;
+use vigie_poll::stats::answer_from_periods;
 use vigie_poll::text::{self, RESOURCE_MAX};
 use vigie_poll::{
     Answer, Batch, BoxFuture, Equipment, Key, Mark, Period, Positions, Question, Source,
@@ -536,32 +536,11 @@ impl Source for ManageEngine {
     }
 
     fn ask<'a>(&'a self, question: &'a Question) -> BoxFuture<'a, Result<Answer, SourceError>> {
-        Box::pin(async move {
-            let resource = match question {
-                Question::Unavailability { resource, .. }
-                | Question::Statistics { resource, .. } => resource,
-                Question::NodeReport { .. } => {
-                    return Err(SourceError::Unsupported(
-                        "a node report (status, CPU, memory history) comes from SolarWinds Orion; ManageEngine answers unavailability and statistics".into(),
-                    ));
-                }
-            };
-            let (from, to) = question.range();
-            if to <= from {
-                return Err(SourceError::Config(
-                    "the range ends before it starts".into(),
-                ));
-            }
-            let periods = self.periods(resource, from, to).await?;
-            Ok(if matches!(question, Question::Statistics { .. }) {
-                Answer::Statistics(statistics(resource, from, to, &periods, Utc::now()))
-            } else {
-                Answer::Unavailability {
-                    resource: resource.clone(),
-                    periods,
-                }
-            })
-        })
+        Box::pin(answer_from_periods(
+            question,
+            "ManageEngine",
+            |resource, from, to| self.periods(resource, from, to),
+        ))
     }
 
     fn ping(&self) -> BoxFuture<'_, Result<(), SourceError>> {
