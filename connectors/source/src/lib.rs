@@ -212,6 +212,26 @@ pub trait Ingest: Send + Sync {
     fn submit(&self, submission: Submission) -> IngestFuture<'_>;
 }
 
+/// The length of `value` serialised as JSON, counted without keeping the text (the record's
+/// limits are on the serialised size, checked for every record).
+pub fn serialised_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

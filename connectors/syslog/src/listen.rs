@@ -239,7 +239,6 @@ impl SyslogServer {
     }
 }
 
-/// Resolves when the server is told to stop (or is gone).
 /// The receive buffer asked of the kernel for the UDP socket. Datagrams that arrive while the
 /// reader is busy wait there; the default (208 KiB on Linux) holds about 0.1 s at 20 000
 /// messages/s. Linux grants at most twice `net.core.rmem_max` (docs/syslog.md).
@@ -260,6 +259,7 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// Resolves when the server is told to stop (or is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }

@@ -19,7 +19,7 @@
 //! parsing itself, for every message (most of which a rule drops).
 
 use serde_json::{Map, Value};
-use vigie_source::RawRecord;
+use vigie_source::{RawRecord, serialised_len};
 
 use crate::parse::SyslogMessage;
 
@@ -144,25 +144,6 @@ fn flat(value: &Value) -> Value {
                 .join(","),
         ),
         other => other.clone(),
-    }
-}
-
-/// The length of `value` serialised as JSON, counted without keeping the text.
-fn serialised_len(value: &impl serde::Serialize) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    match serde_json::to_writer(&mut counter, value) {
-        Ok(()) => counter.0,
-        Err(_) => usize::MAX,
     }
 }
 

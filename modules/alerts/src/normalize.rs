@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 use vigie_core::domain::Domains;
-use vigie_source::{RawRecord, RecordError};
+use vigie_source::{RawRecord, RecordError, serialised_len};
 
 use crate::candidate::Candidate;
 
@@ -129,10 +129,7 @@ fn single_line(name: &str, value: &str, max: usize) -> Option<String> {
 /// the limit: most records are far below it, and this runs for every record of every source.
 fn json_problem(value: &impl serde::Serialize, scan: Scan, max: usize) -> Option<String> {
     if scan.bound > max {
-        let mut counter = Counter(0);
-        let size = serde_json::to_writer(&mut counter, value)
-            .map(|()| counter.0)
-            .unwrap_or(usize::MAX);
+        let size = serialised_len(value);
         if size > max {
             return Some(format!(
                 "is {size} bytes once serialised, over the limit of {max}"
@@ -203,19 +200,6 @@ fn object_scan(map: &Map<String, Value>) -> Scan {
         total.add(scan(value));
     }
     total
-}
-
-/// Counts the bytes written to it.
-struct Counter(usize);
-
-impl std::io::Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Trims without a new allocation when there is nothing to trim (nearly always).

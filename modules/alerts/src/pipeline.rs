@@ -102,13 +102,15 @@ struct Job {
     _room: OwnedSemaphorePermit,
 }
 
+/// How many of `slots` are records to store (not dropped by a rule).
+fn kept(slots: &[Slot]) -> usize {
+    slots.iter().filter(|s| matches!(s, Slot::Keep(_))).count()
+}
+
 impl Job {
     /// The records to store (those no rule dropped).
     fn kept(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Keep(_)))
-            .count()
+        kept(&self.slots)
     }
 
     /// Gives the room back, then answers: a submitter that got its answer never sees its
@@ -284,9 +286,9 @@ impl Pipeline {
 
         // Room is taken for the records to store: one a rule dropped waits in the queue as a
         // marker only (a flood of syslog noise must not hold the queue for nothing).
-        let kept = slots.iter().filter(|s| matches!(s, Slot::Keep(_))).count();
-        let wanted = u32::try_from(kept.clamp(1, self.inner.settings.queue_capacity.max(1)))
-            .unwrap_or(u32::MAX);
+        let wanted =
+            u32::try_from(kept(&slots).clamp(1, self.inner.settings.queue_capacity.max(1)))
+                .unwrap_or(u32::MAX);
         let room = tokio::time::timeout(
             settings.submit_timeout,
             self.inner.room.clone().acquire_many_owned(wanted),
