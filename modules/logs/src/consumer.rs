@@ -1,12 +1,15 @@
 //! The consumer of the syslog receiver's queue: stores every message, then hands the records to
 //! the ingestion pipeline for qualification.
 //!
-//! Two tasks in a row, so that storing batch N+1 overlaps qualifying batch N:
+//! Stages in a row, so that encoding batch N+2, storing batch N+1 and qualifying batch N overlap:
 //!
 //! ```text
-//! listeners → queue → [storer: Batcher → INSERT batch] → 2 batches → [qualifier: to_record → submit,
-//!                                                                      in concurrent chunks]
+//! listeners → queue → [storer: Batcher → encode (blocking thread)] → 1 batch → [store task:
+//!   INSERT batch] → 4 batches → [qualifier: to_record → submit, in concurrent chunks]
 //! ```
+//!
+//! The statements are encoded (15 values a message bound into multi-row `INSERT`s) before the
+//! transaction begins, so the store's write lock is held only to run them.
 //!
 //! # When the store is down
 //! A batch that cannot be stored (the store unreachable, timed out, read-only) is retried with
@@ -104,19 +107,63 @@ async fn back_off(attempt: u32, give_up: &mut watch::Receiver<bool>) -> bool {
     slept && !*give_up.borrow()
 }
 
-/// The storer: batches from the queue, stored, passed on. Ends when the receiver has stopped and
-/// its queue is empty.
+/// Prepared batches waiting for the store: while one batch is written, the next one is
+/// encoded, so the store's connection never waits for the encoding.
+const PREPARED_AHEAD: usize = 1;
+
+/// The storer: batches from the queue, encoded into statements on a blocking thread, stored in
+/// order by a task of their own, passed on. Ends when the receiver has stopped, its queue is
+/// empty and the last batch is stored.
 pub(crate) async fn run_storer(
     mut batches: Batcher,
     shared: Arc<Shared>,
     next: mpsc::Sender<Vec<SyslogMessage>>,
 ) {
-    let mut give_up = shared.give_up.clone();
+    let (prepared_tx, mut prepared) =
+        mpsc::channel::<(Vec<SyslogMessage>, repo::PreparedBatch)>(PREPARED_AHEAD);
+    let writer = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut give_up = shared.give_up.clone();
+            while let Some((batch, statements)) = prepared.recv().await {
+                store_batch(&shared, &batch, statements, &mut give_up).await;
+                if next.send(batch).await.is_err() {
+                    tracing::error!(
+                        "The syslog qualifier stopped; records are no longer qualified."
+                    );
+                }
+            }
+        })
+    };
+    let backend = shared.store.backend();
     while let Some(batch) = batches.next_batch().await {
-        store_batch(&shared, &batch, &mut give_up).await;
-        if next.send(batch).await.is_err() {
-            tracing::error!("The syslog qualifier stopped; records are no longer qualified.");
+        // Encoding thousands of messages is CPU work: off the runtime's workers, which read the
+        // sockets.
+        let count = batch.len() as u64;
+        let encoded = tokio::task::spawn_blocking(move || {
+            let statements = repo::prepare_batch(backend, &batch);
+            (batch, statements)
+        })
+        .await;
+        match encoded {
+            Ok(pair) => {
+                if prepared_tx.send(pair).await.is_err() {
+                    tracing::error!(
+                        "The syslog store task stopped; messages are no longer stored."
+                    );
+                    break;
+                }
+            }
+            Err(e) => {
+                // A defect (a panic while encoding): the batch is gone, the receiver goes on.
+                tracing::error!(error = %e, messages = count, "Encoding a syslog batch failed; its messages are lost.");
+                lost(&shared, count, "rejected");
+            }
         }
+    }
+    drop(prepared_tx);
+    if let Err(e) = writer.await {
+        tracing::error!(error = %e, "The syslog store task failed.");
     }
     tracing::debug!("Syslog queue drained.");
 }
@@ -124,12 +171,18 @@ pub(crate) async fn run_storer(
 async fn store_batch(
     shared: &Shared,
     batch: &[SyslogMessage],
+    statements: repo::PreparedBatch,
     give_up: &mut watch::Receiver<bool>,
 ) {
     let started = std::time::Instant::now();
     let mut attempt = 0;
+    let mut prepared = Some(statements);
     loop {
-        match repo::insert_batch(&shared.store, batch).await {
+        // A retry encodes the batch again: the statements are consumed by running them.
+        let statements = prepared
+            .take()
+            .unwrap_or_else(|| repo::prepare_batch(shared.store.backend(), batch));
+        match repo::write_prepared(&shared.store, statements).await {
             Ok(()) => {
                 stored(shared, batch.len() as u64);
                 metrics::histogram!("vigie_syslog_store_seconds")

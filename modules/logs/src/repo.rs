@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, FromRow};
 use vigie_core::on_pool;
-use vigie_core::store::{Backend, Marks, Store, StoreError};
+use vigie_core::store::{Backend, Marks, Store, StoreError, StoreTx};
 use vigie_syslog::SyslogMessage;
 use vigie_syslog::parse::{facility_name, severity_name};
 
@@ -131,47 +131,98 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     sql
 }
 
+/// A batch's `INSERT`s with their values bound, ready to run. Built before the transaction
+/// begins (and while the previous batch is being written), so that the connection and
+/// SQLite's single write lock are held only to run them, not to encode 15 values a message.
+pub enum PreparedBatch {
+    Sqlite(Vec<sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>>),
+    Postgres(Vec<sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>>),
+}
+
+/// Binds the messages of `batch` (one multi-row statement per [`chunks`] range) to `$query`,
+/// a `sqlx::query` of the backend; written once for both backends.
+macro_rules! bound_statements {
+    ($backend:expr, $batch:expr, $query:path) => {{
+        let batch: &[SyslogMessage] = $batch;
+        chunks(batch.len())
+            .into_iter()
+            .map(|range| {
+                let mut q = $query(AssertSqlSafe(insert_sql($backend, range.len())));
+                for m in &batch[range] {
+                    let structured = (!m.structured_data.is_empty())
+                        .then(|| serde_json::to_string(&m.structured_data).ok())
+                        .flatten();
+                    q = q
+                        .bind(vigie_core::time::to_store_precision(m.received_at))
+                        .bind(m.sender.to_string())
+                        .bind(m.transport.name())
+                        .bind(m.host.clone())
+                        .bind(m.facility.map(i16::from))
+                        .bind(m.severity.map(i16::from))
+                        .bind(
+                            m.timestamp
+                                .map(|t| vigie_core::time::to_store_precision(t.to_utc())),
+                        )
+                        .bind(m.app_name.clone())
+                        .bind(m.proc_id.clone())
+                        .bind(m.msg_id.clone())
+                        .bind(structured)
+                        .bind(m.message.clone())
+                        .bind(m.raw.clone())
+                        .bind(m.protocol.name())
+                        .bind(m.truncated);
+                }
+                q
+            })
+            .collect()
+    }};
+}
+
+/// The statements that store `batch`, in order (ids grow with it).
+pub fn prepare_batch(backend: Backend, batch: &[SyslogMessage]) -> PreparedBatch {
+    match backend {
+        Backend::Sqlite => PreparedBatch::Sqlite(bound_statements!(
+            backend,
+            batch,
+            sqlx::query::<sqlx::Sqlite>
+        )),
+        Backend::Postgres => PreparedBatch::Postgres(bound_statements!(
+            backend,
+            batch,
+            sqlx::query::<sqlx::Postgres>
+        )),
+    }
+}
+
+/// Runs a prepared batch in one transaction.
+pub async fn write_prepared(store: &Store, prepared: PreparedBatch) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    match (&mut tx, prepared) {
+        (StoreTx::Sqlite(t, _), PreparedBatch::Sqlite(statements)) => {
+            for q in statements {
+                q.execute(&mut **t).await?;
+            }
+        }
+        (StoreTx::Postgres(t), PreparedBatch::Postgres(statements)) => {
+            for q in statements {
+                q.execute(&mut **t).await?;
+            }
+        }
+        _ => {
+            return Err(StoreError::Query(sqlx::Error::Protocol(
+                "a syslog batch prepared for the other backend".into(),
+            )));
+        }
+    }
+    tx.commit().await
+}
+
 /// Stores a batch in one transaction, multi-row `INSERT`s, in the order given (ids grow with it).
 pub async fn insert_batch(store: &Store, batch: &[SyslogMessage]) -> Result<(), StoreError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let structured: Vec<Option<String>> = batch
-        .iter()
-        .map(|m| {
-            (!m.structured_data.is_empty())
-                .then(|| serde_json::to_string(&m.structured_data).ok())
-                .flatten()
-        })
-        .collect();
-    let mut tx = store.begin().await?;
-    for range in chunks(batch.len()) {
-        let sql = insert_sql(store.backend(), range.len());
-        vigie_core::on_tx!(&mut tx, conn => {
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for i in range.clone() {
-                let m = &batch[i];
-                q = q
-                    .bind(vigie_core::time::to_store_precision(m.received_at))
-                    .bind(m.sender.to_string())
-                    .bind(m.transport.name())
-                    .bind(m.host.as_str())
-                    .bind(m.facility.map(i16::from))
-                    .bind(m.severity.map(i16::from))
-                    .bind(m.timestamp.map(|t| vigie_core::time::to_store_precision(t.to_utc())))
-                    .bind(m.app_name.as_deref())
-                    .bind(m.proc_id.as_deref())
-                    .bind(m.msg_id.as_deref())
-                    .bind(structured[i].as_deref())
-                    .bind(m.message.as_str())
-                    .bind(m.raw.as_str())
-                    .bind(m.protocol.name())
-                    .bind(m.truncated);
-            }
-            q.execute(&mut *conn).await.map(drop)
-        })?;
-    }
-    tx.commit().await
+    write_prepared(store, prepare_batch(store.backend(), batch)).await
 }
 
 /// Values bound to a dynamically built `WHERE`.
