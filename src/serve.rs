@@ -166,10 +166,19 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         config.incidents_archive_after,
     );
     let reloader = spawn_rules_reloader(pipeline.clone(), config.pipeline.rules_file.clone());
-    // On SQLite the messages go through the pipeline's writer connection: the two writers take
-    // turns instead of waiting on each other's locks.
+    // The syslog messages: on SQLite in a file of their own (their batches and the alerts'
+    // writer then write at the same time), written through one connection of that file.
+    let messages = vigie_logs::MessagesStore::open(&store)
+        .await
+        .context("cannot open the syslog messages' store")?;
+    let messages_checkpointer = if messages.store().sqlite_file() == store.sqlite_file() {
+        None
+    } else {
+        messages.store().spawn_checkpointer()
+    };
+    let messages_writer = messages.store().dedicated_writer().await?;
     let logs = vigie_logs::start(
-        writer_store.clone(),
+        messages_writer.clone(),
         Arc::new(pipeline.clone()),
         &logs_settings(&config),
     )
@@ -196,6 +205,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState {
         domains: web::Data::new(config.domains.clone()),
         store: web::Data::new(store.clone()),
+        messages: web::Data::new(messages.clone()),
         pipeline: web::Data::new(pipeline.clone()),
         metrics: web::Data::new(metrics),
         limits: web::Data::new(ApiLimits {
@@ -268,9 +278,11 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         Err(_) => tracing::error!("The ingestion queue did not drain in time."),
     }
     feed_task.abort();
-    if let Some(task) = checkpointer {
+    for task in [checkpointer, messages_checkpointer].into_iter().flatten() {
         task.abort();
     }
+    messages_writer.close().await;
+    messages.store().close().await;
     writer_store.close().await;
     store.close().await;
     tracing::info!("Vigie stopped.");
@@ -282,6 +294,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
 struct AppState {
     domains: web::Data<vigie_core::domain::Domains>,
     store: web::Data<Store>,
+    messages: web::Data<vigie_logs::MessagesStore>,
     pipeline: web::Data<Pipeline>,
     metrics: web::Data<PrometheusHandle>,
     limits: web::Data<ApiLimits>,
@@ -392,6 +405,7 @@ fn app(
 > {
     App::new()
         .app_data(state.store.clone())
+        .app_data(state.messages.clone())
         .app_data(state.domains.clone())
         .app_data(state.pipeline.clone())
         .app_data(state.metrics.clone())

@@ -10,6 +10,7 @@ mod incidents;
 mod oncall;
 mod sources_admin;
 mod support;
+mod syslog;
 
 use serde_json::{Value, json};
 use support::Env;

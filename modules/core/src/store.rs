@@ -295,6 +295,44 @@ impl Store {
         }
     }
 
+    /// On SQLite, a store in a database file of its own next to this one (`vigie.db` →
+    /// `vigie-{name}.db`), with the same settings and its own write gate: SQLite lets one writer
+    /// at a time into a file, so a module that writes a flood of rows (the syslog messages)
+    /// writes into its own file at the same time as the alerts' writer instead of taking turns
+    /// with it. The caller applies its own migrations. `None` on PostgreSQL, whose writers do not
+    /// exclude each other: the module uses this store.
+    pub async fn sqlite_sibling(&self, name: &str) -> Result<Option<Store>, StoreError> {
+        let Store::Sqlite(pool, _) = self else {
+            return Ok(None);
+        };
+        let options = pool.connect_options();
+        let path = options.get_filename();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "vigie".to_owned());
+        let file = match path.extension() {
+            Some(ext) => format!("{stem}-{name}.{}", ext.to_string_lossy()),
+            None => format!("{stem}-{name}"),
+        };
+        let sibling = (*options).clone().filename(path.with_file_name(file));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(pool.options().get_max_connections())
+            .min_connections(1)
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_with(sibling)
+            .await?;
+        Ok(Some(Store::Sqlite(pool, WriteGate::default())))
+    }
+
+    /// The database file of a SQLite store (`None` on PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Store::Sqlite(pool, _) => Some(pool.connect_options().get_filename().to_path_buf()),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// On SQLite, starts the background task that moves the write-ahead log into the database
     /// every second, so that commits never wait on it. Nothing to do on PostgreSQL.
     pub fn spawn_checkpointer(&self) -> Option<tokio::task::JoinHandle<()>> {

@@ -7,8 +7,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use vigie_auth::Caller;
 use vigie_core::role::Permission;
-use vigie_core::store::Store;
 
+use crate::MessagesStore;
 use crate::error::LogsError;
 use crate::filter::{LIMIT_DEFAULT, LIMIT_MAX, LogFilter, Reader};
 use crate::repo;
@@ -16,12 +16,12 @@ use crate::repo;
 pub(crate) async fn list(
     req: HttpRequest,
     caller: Caller,
-    store: web::Data<Store>,
+    store: web::Data<MessagesStore>,
 ) -> Result<HttpResponse, LogsError> {
     caller.require(Permission::SupervisionView)?;
     let filter = LogFilter::parse(req.query_string(), Reader::Api, LIMIT_DEFAULT, LIMIT_MAX)
         .map_err(LogsError::Invalid)?;
-    let messages = repo::list(&store, &filter).await?;
+    let messages = repo::list(store.store(), &filter).await?;
     let mut response = HttpResponse::Ok();
     if messages.len() == filter.limit as usize
         && let Some(last) = messages.last()

@@ -8,13 +8,16 @@
 //! - [`configure`]: the routes: `GET /api/v1/syslog` ([`api`]) and the log viewer (`/logs`,
 //!   `/logs/tail`, `/logs/export.csv`, `/logs/around`).
 //! - [`repo`]: every statement on the module's table; [`filter`]: the list's filters.
+//! - [`MessagesStore`]: where the table lives (on SQLite, a file of its own next to the hub's).
 //!
-//! Owns the table `syslog_messages` (migration 0003).
+//! Owns the table `syslog_messages` (`migrations/sqlite-syslog`, in its own SQLite file;
+//! migration 0003 in the hub's PostgreSQL database).
 
 pub mod api;
 pub mod consumer;
 mod error;
 pub mod filter;
+mod messages;
 mod pages;
 pub mod repo;
 pub mod retention;
@@ -32,6 +35,7 @@ use vigie_syslog::{Batcher, SyslogConfig, SyslogServer};
 
 pub use consumer::ConsumerStats;
 pub use error::LogsError;
+pub use messages::MessagesStore;
 pub use pages::{EXPORT_MAX, cell as csv_cell};
 pub use retention::{Purged, Retention};
 /// The receiver crate, for the hub's configuration (`SyslogConfig`, `TlsConfig`, their checks).
@@ -79,9 +83,9 @@ pub struct LogsHandle {
 /// Starts receiving: binds the listeners (or fails with the key at fault), then the consumer
 /// and the purge.
 ///
-/// `store` is the store the messages are written to; on SQLite, pass the pipeline's writer
-/// store ([`Store::dedicated_writer`]) so that the two writers take turns on one connection
-/// instead of waiting on each other's locks. `ingest` is the pipeline.
+/// `store` is the store the messages are written to: the [`MessagesStore`]'s, or on SQLite its
+/// [`Store::dedicated_writer`] (one connection that keeps the table's indexes in its larger
+/// cache). `ingest` is the pipeline.
 pub async fn start(
     store: Store,
     ingest: Arc<dyn Ingest>,

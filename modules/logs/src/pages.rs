@@ -14,9 +14,9 @@ use tera::Context;
 use vigie_console::{Console, PageError, Viewer};
 use vigie_core::http::FieldProblem;
 use vigie_core::role::Permission;
-use vigie_core::store::Store;
 use vigie_syslog::parse::{facility_name, severity_name};
 
+use crate::MessagesStore;
 use crate::error::LogsError;
 use crate::filter::{LogFilter, Reader};
 use crate::repo::{self, StoredMessage};
@@ -157,7 +157,7 @@ pub(crate) async fn list(
     req: HttpRequest,
     viewer: Viewer,
     console: web::Data<Console>,
-    store: web::Data<Store>,
+    store: web::Data<MessagesStore>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Permission::SupervisionView)?;
     let mut filter =
@@ -169,7 +169,7 @@ pub(crate) async fn list(
     filter.after = None;
     let page = filter.limit;
     filter.limit = page + 1;
-    let mut rows = repo::list(&store, &filter).await?;
+    let mut rows = repo::list(store.store(), &filter).await?;
     let older = rows.len() > page as usize;
     rows.truncate(page as usize);
     let mut context = base_context(&viewer, &FormValues::of(&filter, viewer.tz));
@@ -187,7 +187,7 @@ pub(crate) async fn around(
     req: HttpRequest,
     viewer: Viewer,
     console: web::Data<Console>,
-    store: web::Data<Store>,
+    store: web::Data<MessagesStore>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Permission::SupervisionView)?;
     let mut host = None;
@@ -230,7 +230,7 @@ pub(crate) async fn around(
         limit: AROUND_MAX,
         ..LogFilter::default()
     };
-    let mut rows = repo::list(&store, &filter).await?;
+    let mut rows = repo::list(store.store(), &filter).await?;
     rows.reverse();
     let mut context = base_context(&viewer, &FormValues::of(&filter, viewer.tz));
     context.insert("query", &filter.to_query());
@@ -269,7 +269,7 @@ struct Tail {
 pub(crate) async fn tail(
     req: HttpRequest,
     viewer: Viewer,
-    store: web::Data<Store>,
+    store: web::Data<MessagesStore>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Permission::SupervisionView)?;
     let filter = match LogFilter::parse(
@@ -289,7 +289,7 @@ pub(crate) async fn tail(
             ));
         }
     };
-    let rows = repo::list(&store, &filter).await?;
+    let rows = repo::list(store.store(), &filter).await?;
     let last_id = rows.first().map_or(filter.after.unwrap_or(0), |r| r.id);
     let tz = viewer.tz;
     let rows = rows
@@ -317,7 +317,7 @@ pub(crate) async fn tail(
 pub(crate) async fn export(
     req: HttpRequest,
     viewer: Viewer,
-    store: web::Data<Store>,
+    store: web::Data<MessagesStore>,
 ) -> Result<HttpResponse, PageError> {
     viewer.require(Permission::SupervisionView)?;
     let mut filter = match LogFilter::parse(
@@ -362,7 +362,7 @@ pub(crate) async fn export(
             .to_string()
     };
     'pages: loop {
-        let rows = repo::list(&store, &filter).await?;
+        let rows = repo::list(store.store(), &filter).await?;
         let full = rows.len() == filter.limit as usize;
         for m in &rows {
             if written == EXPORT_MAX {

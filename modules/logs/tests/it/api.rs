@@ -56,6 +56,9 @@ async fn get(store: &Store, token: Option<&str>, uri: &str) -> (u16, Value, Opti
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(store.clone()))
+            .app_data(web::Data::new(vigie_logs::MessagesStore::shared(
+                store.clone(),
+            )))
             .configure(vigie_logs::configure),
     )
     .await;

@@ -263,3 +263,46 @@ fn purges_are_counted_in_the_metrics() {
     );
     assert!(text.contains("vigie_syslog_stored_rows 40"), "{text}");
 }
+
+#[tokio::test]
+async fn on_sqlite_the_messages_have_a_file_of_their_own_and_old_ones_move_into_it() {
+    let h = hub().await;
+    let now = Utc::now();
+    // Stored in the hub's own table, as versions before the split did.
+    let old: Vec<_> = (0..3)
+        .map(|n| message(&format!("<13>Oct 11 22:14:15 rtr{n} app: before {n}"), now))
+        .collect();
+    repo::insert_batch(&h.store, &old).await.unwrap();
+    let before = repo::list(&h.store, &all()).await.unwrap();
+
+    let messages = vigie_logs::MessagesStore::open(&h.store).await.unwrap();
+    match h.store.sqlite_file() {
+        Some(hub_file) => {
+            let own = messages.store().sqlite_file().expect("a SQLite file");
+            assert_ne!(own, hub_file);
+            assert_eq!(
+                own.file_name().and_then(|f| f.to_str()),
+                Some("vigie-syslog.db")
+            );
+            assert!(own.exists());
+            // Moved whole, ids kept; the hub's table is left empty.
+            let moved = repo::list(messages.store(), &all()).await.unwrap();
+            assert_eq!(moved, before);
+            assert_eq!(repo::count(&h.store).await.unwrap(), 0);
+            // New messages follow the moved ones.
+            repo::insert_batch(messages.store(), &[message("<13>rtr9 app: after", now)])
+                .await
+                .unwrap();
+            let newest = repo::list(messages.store(), &all()).await.unwrap();
+            assert_eq!(newest.len(), 4);
+            assert!(newest[0].id > before[0].id);
+            // Opening again (the next start) moves nothing and loses nothing.
+            let again = vigie_logs::MessagesStore::open(&h.store).await.unwrap();
+            assert_eq!(repo::count(again.store()).await.unwrap(), 4);
+        }
+        None => {
+            // PostgreSQL: the hub's database holds them.
+            assert_eq!(repo::list(messages.store(), &all()).await.unwrap(), before);
+        }
+    }
+}

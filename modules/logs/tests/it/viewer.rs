@@ -63,6 +63,9 @@ async fn get(store: &Store, cookie: Option<&str>, uri: &str) -> Answer {
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(store.clone()))
+            .app_data(web::Data::new(vigie_logs::MessagesStore::shared(
+                store.clone(),
+            )))
             .app_data(web::Data::new(console))
             .configure(vigie_logs::configure)
             .configure(vigie_console::configure),
