@@ -48,9 +48,15 @@ impl MessagesStore {
     }
 }
 
+/// Columns copied from the hub's table, the id apart.
+const COLUMNS: &str = "received_at, sender, transport, host, facility, severity, timestamp, \
+     app_name, proc_id, msg_id, structured_data, message, raw, variant, truncated";
+
 /// Moves the rows of the hub file's `syslog_messages` (where versions before the split kept
-/// them) into the messages' file, ids kept. Idempotent: the copy ignores ids already there, so
-/// a stop between the copy and the delete (two files commit separately) copies nothing twice.
+/// them) into the messages' file, in their order. Each keeps its id when the id is free there; a
+/// row whose id holds the same message already (a stop between the copy and the delete: the two
+/// files commit separately) is not copied again; a row whose id holds another message (an older
+/// version run again after the split) gets a new id after the others, so nothing is dropped.
 async fn move_from_hub(hub: &Store, own: &Store) -> Result<(), StoreError> {
     let (Store::Sqlite(hub_pool, _), Some(target)) = (hub, own.sqlite_file()) else {
         return Ok(());
@@ -67,16 +73,28 @@ async fn move_from_hub(hub: &Store, own: &Store) -> Result<(), StoreError> {
         .bind(target.to_string_lossy().into_owned())
         .execute(&mut conn)
         .await?;
-    let columns = "id, received_at, sender, transport, host, facility, severity, timestamp, \
-                   app_name, proc_id, msg_id, structured_data, message, raw, variant, truncated";
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT OR IGNORE INTO messages_file.syslog_messages ({columns}) \
-         SELECT {columns} FROM main.syslog_messages ORDER BY id"
+    let kept_ids = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages_file.syslog_messages (id, {COLUMNS}) \
+         SELECT id, {COLUMNS} FROM main.syslog_messages AS h \
+         WHERE NOT EXISTS (SELECT 1 FROM messages_file.syslog_messages AS o WHERE o.id = h.id) \
+         ORDER BY id"
     )))
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let new_ids = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO messages_file.syslog_messages ({COLUMNS}) \
+         SELECT {COLUMNS} FROM main.syslog_messages AS h \
+         WHERE EXISTS (SELECT 1 FROM messages_file.syslog_messages AS o WHERE o.id = h.id \
+                       AND NOT (o.received_at = h.received_at AND o.sender = h.sender \
+                                AND o.raw = h.raw)) \
+         ORDER BY id"
+    )))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let moved = kept_ids + new_ids;
     sqlx::query("DELETE FROM main.syslog_messages")
         .execute(&mut *tx)
         .await?;

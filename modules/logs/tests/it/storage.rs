@@ -299,6 +299,19 @@ async fn on_sqlite_the_messages_have_a_file_of_their_own_and_old_ones_move_into_
             // Opening again (the next start) moves nothing and loses nothing.
             let again = vigie_logs::MessagesStore::open(&h.store).await.unwrap();
             assert_eq!(repo::count(again.store()).await.unwrap(), 4);
+            // An older version run again writes into the emptied hub table, from id 1: those
+            // ids are taken in the messages' file, so the rows get new ones, after the others.
+            let late: Vec<_> = (0..2)
+                .map(|n| message(&format!("<13>Oct 11 22:14:16 old{n} app: late {n}"), now))
+                .collect();
+            repo::insert_batch(&h.store, &late).await.unwrap();
+            let third = vigie_logs::MessagesStore::open(&h.store).await.unwrap();
+            let all_rows = repo::list(third.store(), &all()).await.unwrap();
+            assert_eq!(all_rows.len(), 6);
+            assert_eq!(all_rows[0].message, "late 1");
+            assert_eq!(all_rows[1].message, "late 0");
+            assert!(all_rows[1].id > newest[0].id);
+            assert_eq!(repo::count(&h.store).await.unwrap(), 0);
         }
         None => {
             // PostgreSQL: the hub's database holds them.
