@@ -171,11 +171,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let messages = vigie_logs::MessagesStore::open(&store)
         .await
         .context("cannot open the syslog messages' store")?;
-    let messages_checkpointer = if messages.store().sqlite_file() == store.sqlite_file() {
-        None
-    } else {
-        messages.store().spawn_checkpointer()
-    };
+    // Its own file's checkpoints (`None` on PostgreSQL, whose database is the hub's).
+    let messages_checkpointer = messages.store().spawn_checkpointer();
     let messages_writer = messages.store().dedicated_writer().await?;
     let logs = vigie_logs::start(
         messages_writer.clone(),
