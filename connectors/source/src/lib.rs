@@ -210,6 +210,40 @@ pub type IngestFuture<'a> =
 /// records and the checkpoint are durably stored.
 pub trait Ingest: Send + Sync {
     fn submit(&self, submission: Submission) -> IngestFuture<'_>;
+
+    /// Whether the qualification rules drop the record `view` describes, decided without the
+    /// record: when they do, the pipeline counts it as dropped and the source does not build nor
+    /// submit it. A flood source (syslog, where rules drop most lines) asks before it builds
+    /// records, which costs more than the rules. `false` when the pipeline cannot tell (the
+    /// default): the source submits the record and the rules decide then.
+    fn screen(&self, _view: &dyn RuleView) -> bool {
+        false
+    }
+}
+
+/// A record as the qualification rules read it, before the record is built: every part answers
+/// exactly what the built [`RawRecord`] would hold once normalised (source and resource trimmed),
+/// so that [`Ingest::screen`] decides as the rules would on the record itself.
+pub trait RuleView {
+    fn source(&self) -> &str;
+    fn resource(&self) -> &str;
+    fn message(&self) -> &str;
+    fn source_severity(&self) -> Option<i32>;
+    /// The syslog facility (`0..=23`) the record's `facility` attribute names, if any.
+    fn facility(&self) -> Option<u32>;
+    /// Calls `f` with an attribute as text (strings as they are, numbers and booleans printed)
+    /// and returns its answer; `None` when the record would have no such attribute or not as text.
+    fn attribute(&self, key: &str, f: &mut dyn FnMut(&str) -> bool) -> Option<bool>;
+    fn domain(&self) -> Option<&str> {
+        None
+    }
+    /// Whether the source gave a level of its own.
+    fn level_given(&self) -> bool {
+        false
+    }
+    fn clear(&self) -> bool {
+        false
+    }
 }
 
 /// The length of `value` serialised as JSON, counted without keeping the text (the record's

@@ -18,8 +18,11 @@
 //! came. The parsed fields are attributes already; a copy of them in `raw` cost more than the
 //! parsing itself, for every message (most of which a rule drops).
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
 use serde_json::{Map, Value};
-use vigie_source::{RawRecord, serialised_len};
+use vigie_source::{RawRecord, RuleView, serialised_len};
 
 use crate::parse::SyslogMessage;
 
@@ -39,21 +42,7 @@ const MAX_RAW_LINE: usize = 16 * 1024;
 /// `protocol`, `structured_data` (the object) and, for each structured-data parameter,
 /// `sd.ID.PARAM` with its value (as `rules.toml`'s `"sd.origin.ip"` example expects).
 pub fn to_record(msg: &SyslogMessage, source: &str) -> RawRecord {
-    let message = {
-        let text = msg.message.trim();
-        let text = if text.is_empty() {
-            msg.raw.trim()
-        } else {
-            text
-        };
-        if text.is_empty() {
-            "(empty syslog message)".to_owned()
-        } else {
-            cut(text, MAX_RECORD_MESSAGE).to_owned()
-        }
-    };
-    let resource = resource(msg);
-    let mut record = RawRecord::new(source, resource, message);
+    let mut record = RawRecord::new(source, resource(msg), record_message(msg));
     record.source_severity = msg.severity.map(i32::from);
     record.occurred_at = msg.timestamp.map(|t| t.to_utc());
 
@@ -85,9 +74,7 @@ pub fn to_record(msg: &SyslogMessage, source: &str) -> RawRecord {
     if msg.truncated {
         a.insert("truncated".into(), true.into());
     }
-    let sd_fits = !msg.structured_data.is_empty()
-        && serialised_len(&msg.structured_data) <= MAX_STRUCTURED_DATA;
-    if sd_fits {
+    if structured_data_fits(msg) {
         a.insert(
             "structured_data".into(),
             Value::Object(msg.structured_data.clone()),
@@ -121,15 +108,136 @@ pub fn to_record(msg: &SyslogMessage, source: &str) -> RawRecord {
     record
 }
 
+/// The record's message: the text (or the raw line when there is none), cut to what the
+/// pipeline takes, never empty.
+fn record_message(msg: &SyslogMessage) -> &str {
+    let text = msg.message.trim();
+    let text = if text.is_empty() {
+        msg.raw.trim()
+    } else {
+        text
+    };
+    if text.is_empty() {
+        "(empty syslog message)"
+    } else {
+        cut(text, MAX_RECORD_MESSAGE)
+    }
+}
+
 /// The host, or the sender's address when the host cannot be a resource.
-fn resource(msg: &SyslogMessage) -> String {
+fn resource(msg: &SyslogMessage) -> Cow<'_, str> {
     let host = msg.host.trim();
     if host.is_empty() || host.contains(char::is_control) {
-        return msg.sender.ip().to_string();
+        return Cow::Owned(msg.sender.ip().to_string());
     }
     match host.char_indices().nth(MAX_RESOURCE_CHARS) {
-        Some((end, _)) => host[..end].to_owned(),
-        None => host.to_owned(),
+        Some((end, _)) => Cow::Borrowed(&host[..end]),
+        None => Cow::Borrowed(host),
+    }
+}
+
+/// Whether the structured data goes into the attributes (there is some, and not too much).
+fn structured_data_fits(msg: &SyslogMessage) -> bool {
+    !msg.structured_data.is_empty() && serialised_len(&msg.structured_data) <= MAX_STRUCTURED_DATA
+}
+
+/// A message as the rules would read its record, without building the record (its attribute
+/// map and raw JSON cost more than the rules, and a rule drops most syslog lines): for
+/// [`vigie_source::Ingest::screen`]. Answers exactly what [`to_record`] puts in the record.
+pub struct RecordView<'a> {
+    msg: &'a SyslogMessage,
+    source: &'a str,
+    resource: Cow<'a, str>,
+    /// Whether the structured data is in the attributes; measured only if a rule asks.
+    sd_fits: OnceCell<bool>,
+}
+
+impl<'a> RecordView<'a> {
+    pub fn new(msg: &'a SyslogMessage, source: &'a str) -> RecordView<'a> {
+        RecordView {
+            msg,
+            source,
+            resource: resource(msg),
+            sd_fits: OnceCell::new(),
+        }
+    }
+
+    fn sd_fits(&self) -> bool {
+        *self.sd_fits.get_or_init(|| structured_data_fits(self.msg))
+    }
+
+    /// `sd.ID.PARAM`: the last parameter whose key this is, as [`to_record`] inserts them in
+    /// order (an id or a name with a dot can give two of them the same key).
+    fn structured_attribute(&self, key: &str) -> Option<Value> {
+        let wanted = key.strip_prefix("sd.")?;
+        if !self.sd_fits() {
+            return None;
+        }
+        let mut found = None;
+        for (id, params) in &self.msg.structured_data {
+            let Value::Object(params) = params else {
+                continue;
+            };
+            let Some(name) = wanted
+                .strip_prefix(id.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+            else {
+                continue;
+            };
+            if let Some(value) = params.get(name) {
+                found = Some(flat(value));
+            }
+        }
+        found
+    }
+}
+
+impl RuleView for RecordView<'_> {
+    fn source(&self) -> &str {
+        self.source.trim()
+    }
+
+    fn resource(&self) -> &str {
+        self.resource.trim()
+    }
+
+    fn message(&self) -> &str {
+        record_message(self.msg)
+    }
+
+    fn source_severity(&self) -> Option<i32> {
+        self.msg.severity.map(i32::from)
+    }
+
+    fn facility(&self) -> Option<u32> {
+        self.msg.facility.map(u32::from).filter(|f| *f < 24)
+    }
+
+    fn attribute(&self, key: &str, f: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        let m = self.msg;
+        let text: Cow<'_, str> = match key {
+            "facility" => m.facility?.to_string().into(),
+            "facility_name" => m.facility_name()?.into(),
+            "severity" => m.severity?.to_string().into(),
+            "severity_name" => m.severity_name()?.into(),
+            "app_name" => cut(m.app_name.as_deref()?, 255).into(),
+            "proc_id" => cut(m.proc_id.as_deref()?, 255).into(),
+            "msg_id" => cut(m.msg_id.as_deref()?, 255).into(),
+            "sender" => m.sender.ip().to_string().into(),
+            "transport" => m.transport.name().into(),
+            "protocol" => m.protocol.name().into(),
+            "truncated" if m.truncated => "true".into(),
+            "structured_data_omitted" if !m.structured_data.is_empty() && !self.sd_fits() => {
+                "true".into()
+            }
+            _ => match self.structured_attribute(key)? {
+                Value::String(s) => s.into(),
+                Value::Number(n) => n.to_string().into(),
+                Value::Bool(b) => b.to_string().into(),
+                _ => return None,
+            },
+        };
+        Some(f(&text))
     }
 }
 
@@ -233,6 +341,92 @@ mod tests {
         assert_eq!(
             r.attributes["structured_data"]["meta"],
             json!({"sequenceId": "7"})
+        );
+    }
+
+    /// An attribute as the rules read it from a record (strings, numbers, booleans as text).
+    fn as_text(value: &Value) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    fn view_text(view: &RecordView<'_>, key: &str) -> Option<String> {
+        let mut seen = None;
+        view.attribute(key, &mut |text| {
+            seen = Some(text.to_owned());
+            true
+        })?;
+        seen
+    }
+
+    #[test]
+    fn the_view_answers_what_the_record_holds() {
+        let sd_too_big = format!(
+            r#"<11>1 2024-01-01T00:00:00Z h app - - [big v="{}"] x"#,
+            "v".repeat(MAX_STRUCTURED_DATA)
+        );
+        let lines: Vec<(Vec<u8>, bool)> = vec![
+            (b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed".to_vec(), false),
+            (br#"<165>1 2003-10-11T22:14:15.003Z h evntslog 42 ID47 [origin ip="192.0.2.1" ip="192.0.2.2"][meta sequenceId="7"] text"#.to_vec(), false),
+            // Two parameters with the same attribute key: the one the record keeps is the view's.
+            (br#"<14>1 2024-01-01T00:00:00Z h app - - [a.b c="first"][a b.c="second"] x"#.to_vec(), false),
+            (br#"<14>1 2024-01-01T00:00:00Z  app - - - "#.to_vec(), false),
+            (b"<190>Nov 21 08:30:01 rtr-01 ios: %SEC-6-IPACCESSLOGP: list 110 permitted".to_vec(), true),
+            (b"no priority at all".to_vec(), false),
+            (b"".to_vec(), false),
+            (sd_too_big.into_bytes(), false),
+        ];
+        let absent = [
+            "truncated",
+            "structured_data_omitted",
+            "sd.origin",
+            "sd.",
+            "sd.nothing.here",
+            "unknown",
+            "structured_data",
+        ];
+        for (line, truncated) in &lines {
+            let mut m = message(line);
+            m.truncated = *truncated;
+            let record = to_record(&m, " syslog ");
+            let view = RecordView::new(&m, " syslog ");
+            let shown = String::from_utf8_lossy(line);
+            assert_eq!(view.source(), record.source.trim(), "{shown}");
+            assert_eq!(view.resource(), record.resource.trim(), "{shown}");
+            assert_eq!(view.message(), record.message, "{shown}");
+            assert_eq!(view.source_severity(), record.source_severity, "{shown}");
+            assert_eq!(
+                view.facility(),
+                record
+                    .attributes
+                    .get("facility")
+                    .and_then(Value::as_u64)
+                    .map(|f| f as u32),
+                "{shown}"
+            );
+            let keys = record.attributes.keys().map(String::as_str).chain(absent);
+            for key in keys {
+                let expected = record.attributes.get(key).and_then(as_text);
+                assert_eq!(view_text(&view, key), expected, "{shown}: {key}");
+            }
+        }
+        // The cases above do reach the parts they are about.
+        let dotted = to_record(&message(&lines[2].0), "s");
+        assert!(dotted.attributes.contains_key("sd.a.b.c"));
+        let big = message(&lines[7].0);
+        assert_eq!(
+            view_text(&RecordView::new(&big, "s"), "structured_data_omitted").as_deref(),
+            Some("true")
+        );
+        let mut truncated = message(&lines[4].0);
+        truncated.truncated = true;
+        assert_eq!(
+            view_text(&RecordView::new(&truncated, "s"), "truncated").as_deref(),
+            Some("true")
         );
     }
 

@@ -15,7 +15,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use vigie_core::Level;
 use vigie_core::domain::Domains;
 use vigie_core::store::{Backend, Store, StoreError};
-use vigie_source::{Checkpoint, Effect, Ingest, IngestError, IngestFuture, Outcome, Submission};
+use vigie_source::{
+    Checkpoint, Effect, Ingest, IngestError, IngestFuture, Outcome, RuleView, Submission,
+};
 
 use crate::candidate::Candidate;
 use crate::fingerprint::{FingerprintSpec, content_digest, has_event};
@@ -363,6 +365,60 @@ impl Ingest for Pipeline {
     fn submit(&self, submission: Submission) -> IngestFuture<'_> {
         Box::pin(Pipeline::submit(self, submission))
     }
+
+    fn screen(&self, view: &dyn RuleView) -> bool {
+        let domain = view.domain().or_else(|| {
+            self.inner
+                .settings
+                .sources
+                .get(view.source().trim())
+                .and_then(|d| d.domain.as_deref())
+        });
+        let normalised = Normalised { view, domain };
+        if self.rules().dropping(&normalised).is_none() {
+            return false;
+        }
+        metrics::counter!("vigie_ingest_records_total", "effect" => Effect::Dropped.name())
+            .increment(1);
+        true
+    }
+}
+
+/// A [`RuleView`] as [`normalize`] and [`Pipeline::submit`] would hand it to the rules: source
+/// and resource trimmed, the source's configured domain when the record gives none.
+struct Normalised<'a> {
+    view: &'a dyn RuleView,
+    domain: Option<&'a str>,
+}
+
+impl RuleView for Normalised<'_> {
+    fn source(&self) -> &str {
+        self.view.source().trim()
+    }
+    fn resource(&self) -> &str {
+        self.view.resource().trim()
+    }
+    fn message(&self) -> &str {
+        self.view.message()
+    }
+    fn source_severity(&self) -> Option<i32> {
+        self.view.source_severity()
+    }
+    fn facility(&self) -> Option<u32> {
+        self.view.facility()
+    }
+    fn attribute(&self, key: &str, f: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        self.view.attribute(key, f)
+    }
+    fn domain(&self) -> Option<&str> {
+        self.domain
+    }
+    fn level_given(&self) -> bool {
+        self.view.level_given()
+    }
+    fn clear(&self) -> bool {
+        self.view.clear()
+    }
 }
 
 impl Writer {
@@ -475,6 +531,9 @@ impl Writer {
         }
         let mut stored = outcomes.into_iter();
         let mut per_job = Vec::with_capacity(jobs.len());
+        // Counted per effect, then added once each: a counter's lookup for every record showed
+        // in a syslog flood's profile.
+        let mut effects: Vec<(&'static str, u64)> = Vec::new();
         for job in jobs {
             let mut answers = Vec::with_capacity(job.slots.len());
             for slot in &job.slots {
@@ -488,11 +547,17 @@ impl Writer {
                         effect: Effect::Dropped,
                     },
                 };
-                metrics::counter!("vigie_ingest_records_total", "effect" => outcome.effect.name())
-                    .increment(1);
+                let name = outcome.effect.name();
+                match effects.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, count)) => *count += 1,
+                    None => effects.push((name, 1)),
+                }
                 answers.push(outcome);
             }
             per_job.push(answers);
+        }
+        for (name, count) in effects {
+            metrics::counter!("vigie_ingest_records_total", "effect" => name).increment(count);
         }
         Ok(per_job)
     }

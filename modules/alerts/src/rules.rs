@@ -25,6 +25,7 @@ use serde_json::Value as Json;
 use toml::{Table, Value};
 use vigie_core::Level;
 use vigie_core::domain::Domains;
+use vigie_source::RuleView;
 
 use crate::candidate::Candidate;
 use crate::fingerprint::FingerprintSpec;
@@ -128,6 +129,15 @@ impl RuleSet {
         }
         Verdict::Keep
     }
+
+    /// The rule that drops the record `view` describes, if the first rule it matches is a
+    /// `drop` rule: then [`RuleSet::qualify`] would drop the built record too, since it stops at
+    /// that rule and no earlier rule changed anything. `None` does not mean kept: the record has
+    /// to be built and qualified.
+    pub fn dropping(&self, view: &dyn RuleView) -> Option<&str> {
+        let rule = self.rules.iter().find(|rule| rule.when.matches(view))?;
+        rule.drop.then_some(rule.name.as_str())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -183,50 +193,52 @@ struct Defaults {
 
 impl When {
     /// Whether the candidate meets every condition. Allocates nothing.
-    fn matches(&self, c: &Candidate) -> bool {
+    fn matches(&self, c: &dyn RuleView) -> bool {
         // Cheapest first; the regexes last.
-        if self.clear.is_some_and(|want| c.clear != want)
-            || self.has_severity.is_some_and(|want| c.level_given != want)
+        if self.clear.is_some_and(|want| c.clear() != want)
+            || self
+                .has_severity
+                .is_some_and(|want| c.level_given() != want)
             || self
                 .has_source_severity
-                .is_some_and(|want| c.source_severity.is_some() != want)
+                .is_some_and(|want| c.source_severity().is_some() != want)
         {
             return false;
         }
         if let Some((min, max)) = self.source_severity {
-            match c.source_severity {
+            match c.source_severity() {
                 Some(s) if min <= s && s <= max => {}
                 _ => return false,
             }
         }
         if !self.domain.is_empty() {
-            match &c.domain {
+            match c.domain() {
                 Some(d) if self.domain.iter().any(|want| want == d) => {}
                 _ => return false,
             }
         }
         if self.facilities != 0 {
-            match facility_of(c) {
+            match c.facility() {
                 Some(f) if self.facilities & (1 << f) != 0 => {}
                 _ => return false,
             }
         }
-        if !any_glob(&self.source, &c.source) || !any_glob(&self.resource, &c.resource) {
+        if !any_glob(&self.source, c.source()) || !any_glob(&self.resource, c.resource()) {
             return false;
         }
         for (key, globs) in &self.attributes {
-            let hit = with_attribute_text(c, key, |text| globs.iter().any(|g| g.matches(text)));
+            let hit = c.attribute(key, &mut |text| globs.iter().any(|g| g.matches(text)));
             if hit != Some(true) {
                 return false;
             }
         }
         if let Some(re) = &self.resource_regex
-            && !re.is_match(&c.resource)
+            && !re.is_match(c.resource())
         {
             return false;
         }
         if let Some(re) = &self.message
-            && !re.is_match(&c.message)
+            && !re.is_match(c.message())
         {
             return false;
         }
@@ -391,6 +403,36 @@ fn facility_of(c: &Candidate) -> Option<u32> {
             .and_then(|n| u32::try_from(n).ok()),
         Json::String(s) => facility_number(s),
         _ => None,
+    }
+}
+
+impl RuleView for Candidate {
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn resource(&self) -> &str {
+        &self.resource
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn source_severity(&self) -> Option<i32> {
+        self.source_severity
+    }
+    fn facility(&self) -> Option<u32> {
+        facility_of(self)
+    }
+    fn attribute(&self, key: &str, f: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        with_attribute_text(self, key, |text| f(text))
+    }
+    fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+    fn level_given(&self) -> bool {
+        self.level_given
+    }
+    fn clear(&self) -> bool {
+        self.clear
     }
 }
 

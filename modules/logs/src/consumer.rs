@@ -5,8 +5,13 @@
 //!
 //! ```text
 //! listeners → queue → [storer: Batcher → encode (blocking thread)] → 1 batch → [store task:
-//!   INSERT batch] → 4 batches → [qualifier: to_record → submit, in concurrent chunks]
+//!   INSERT batch] → 4 batches → [qualifier: screen → to_record → submit, in concurrent chunks]
 //! ```
+//!
+//! The qualifier first asks the pipeline whether its rules drop each message
+//! ([`Ingest::screen`], on a [`RecordView`] of the message): most of a syslog flood is noise a
+//! rule drops, and building its records (attribute maps, raw JSON) cost more than the rules. Only
+//! the others become records.
 //!
 //! The statements are encoded (15 values a message bound into multi-row `INSERT`s) before the
 //! transaction begins, so the store's write lock is held only to run them.
@@ -39,6 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use vigie_core::store::Store;
 use vigie_source::{Ingest, IngestError, RawRecord, Submission};
+use vigie_syslog::record::RecordView;
 use vigie_syslog::{Batcher, SyslogMessage, to_record};
 
 use crate::repo;
@@ -64,7 +70,8 @@ impl ConsumerStats {
     pub fn stored(&self) -> u64 {
         self.stored.load(Ordering::Relaxed)
     }
-    /// Records the pipeline took (stored as alerts, deduplicated or dropped by a rule).
+    /// Records the pipeline took (stored as alerts, deduplicated or dropped by a rule, including
+    /// the messages its rules dropped when screened, before any record was built).
     pub fn submitted(&self) -> u64 {
         self.submitted.load(Ordering::Relaxed)
     }
@@ -289,16 +296,27 @@ pub(crate) async fn run_qualifier(
 ) {
     let mut chunks = JoinSet::new();
     while let Some(batch) = batches.recv().await {
+        let kept: Vec<usize> = (0..batch.len())
+            .filter(|&i| {
+                !shared
+                    .ingest
+                    .screen(&RecordView::new(&batch[i], &shared.source_name))
+            })
+            .collect();
+        let screened = (batch.len() - kept.len()) as u64;
+        shared
+            .stats
+            .submitted
+            .fetch_add(screened, Ordering::Relaxed);
         let batch = Arc::new(batch);
-        for start in (0..batch.len()).step_by(SUBMIT_CHUNK) {
+        for part in kept.chunks(SUBMIT_CHUNK) {
             while chunks.len() >= SUBMISSIONS_IN_FLIGHT {
                 joined(chunks.join_next().await);
             }
-            let range = start..(start + SUBMIT_CHUNK).min(batch.len());
-            let (shared, batch) = (shared.clone(), batch.clone());
+            let (shared, batch, part) = (shared.clone(), batch.clone(), part.to_vec());
             chunks.spawn(async move {
                 let mut give_up = shared.give_up.clone();
-                submit(&shared, &batch[range], &mut give_up).await;
+                submit(&shared, &batch, &part, &mut give_up).await;
             });
         }
     }
@@ -313,25 +331,32 @@ fn joined(done: Option<Result<(), tokio::task::JoinError>>) {
     }
 }
 
-/// Submits the batch's records, retrying as the error says. The records are made again for a
-/// retry rather than cloned for every submission: retries are rare.
-async fn submit(shared: &Shared, batch: &[SyslogMessage], give_up: &mut watch::Receiver<bool>) {
+/// Submits the records of the batch's messages at `chosen`, retrying as the error says. The
+/// records are made again for a retry rather than cloned for every submission: retries are rare.
+async fn submit(
+    shared: &Shared,
+    batch: &[SyslogMessage],
+    chosen: &[usize],
+    give_up: &mut watch::Receiver<bool>,
+) {
     let mut attempt = 0;
     let mut failures = 0;
     let mut excluded: HashSet<usize> = HashSet::new();
     loop {
-        let records: Vec<RawRecord> = batch
+        // Positions in this submission → positions in the batch.
+        let positions: Vec<usize> = chosen
             .iter()
-            .enumerate()
-            .filter(|(i, _)| !excluded.contains(i))
-            .map(|(_, m)| to_record(m, &shared.source_name))
+            .copied()
+            .filter(|i| !excluded.contains(i))
+            .collect();
+        let records: Vec<RawRecord> = positions
+            .iter()
+            .map(|&i| to_record(&batch[i], &shared.source_name))
             .collect();
         let count = records.len() as u64;
         if count == 0 {
             return;
         }
-        // Positions in this submission → positions in the batch.
-        let positions: Vec<usize> = (0..batch.len()).filter(|i| !excluded.contains(i)).collect();
         let submission = Submission {
             records,
             checkpoint: None,

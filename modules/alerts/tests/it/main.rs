@@ -707,3 +707,135 @@ async fn a_sources_maintenance_snapshot_keeps_its_windows_in_step() {
             .in_maintenance
     );
 }
+
+/// A record as the rules read it, for [`vigie_source::Ingest::screen`]: what a source that
+/// screens its records (syslog) answers for a record it has not built.
+struct View<'a>(&'a RawRecord);
+
+impl vigie_source::RuleView for View<'_> {
+    fn source(&self) -> &str {
+        &self.0.source
+    }
+    fn resource(&self) -> &str {
+        &self.0.resource
+    }
+    fn message(&self) -> &str {
+        &self.0.message
+    }
+    fn source_severity(&self) -> Option<i32> {
+        self.0.source_severity
+    }
+    fn facility(&self) -> Option<u32> {
+        match self.0.attributes.get("facility")? {
+            serde_json::Value::Number(n) => n.as_u64().map(|n| n as u32).filter(|n| *n < 24),
+            serde_json::Value::String(s) if s == "kern" => Some(0),
+            _ => None,
+        }
+    }
+    fn attribute(&self, key: &str, f: &mut dyn FnMut(&str) -> bool) -> Option<bool> {
+        self.0.attributes.get(key)?.as_str().map(f)
+    }
+    fn domain(&self) -> Option<&str> {
+        self.0.domain.as_deref()
+    }
+}
+
+#[tokio::test]
+async fn screening_drops_only_what_the_rules_would_drop() {
+    use vigie_source::Ingest;
+
+    let db = TestDb::create().await.expect("test database");
+    let store = db.store().await.expect("store");
+    let rules = RuleSet::from_toml_str(
+        r#"
+[[rules]]
+name = "tag-core"
+continue = true
+tags = ["core"]
+when = { resource = "core-*" }
+
+[[rules]]
+name = "drop-noise"
+drop = true
+when = { source_severity = [5, 7] }
+
+[[rules]]
+name = "drop-cron"
+drop = true
+when = { attributes = { app_name = "cron" } }
+
+[[rules]]
+name = "drop-network-kernel"
+drop = true
+when = { facility = "kern", domain = "network" }
+"#,
+        &Domains::default(),
+    )
+    .expect("rules");
+    let mut settings = PipelineSettings::default();
+    settings.sources.insert(
+        "syslog".into(),
+        vigie_alerts::pipeline::SourceDefaults {
+            domain: Some("network".into()),
+            fingerprint: None,
+        },
+    );
+    let (pipeline, writer) = Pipeline::new(store.clone(), settings, Arc::new(rules));
+    tokio::spawn(writer.run());
+
+    let record = |source: &str, resource: &str, severity: i32, attributes: serde_json::Value| {
+        let mut r = RawRecord::new(source, resource, format!("message from {resource}"));
+        r.source_severity = Some(severity);
+        r.attributes = attributes.as_object().cloned().unwrap_or_default();
+        r
+    };
+    // (record, screened as dropped, effect once submitted)
+    let cases = [
+        // A rule that goes on matched first and might have changed the record: not screened,
+        // although the rules then drop it.
+        (
+            record("syslog", "core-1", 6, json!({})),
+            false,
+            Effect::Dropped,
+        ),
+        (
+            record("syslog", "edge-1", 6, json!({})),
+            true,
+            Effect::Dropped,
+        ),
+        (
+            record("syslog", "edge-2", 3, json!({"app_name": "cron"})),
+            true,
+            Effect::Dropped,
+        ),
+        (
+            record("syslog", "edge-3", 3, json!({"app_name": "sshd"})),
+            false,
+            Effect::Created,
+        ),
+        // The source's configured domain counts, as it does once submitted.
+        (
+            record(" syslog ", "edge-4", 3, json!({"facility": 0})),
+            true,
+            Effect::Dropped,
+        ),
+        (
+            record("syslog", "edge-5", 3, json!({"facility": "kern"})),
+            true,
+            Effect::Dropped,
+        ),
+        (
+            record("tool", "edge-6", 3, json!({"facility": 0})),
+            false,
+            Effect::Created,
+        ),
+    ];
+    for (r, screened, effect) in cases {
+        let resource = r.resource.clone();
+        assert_eq!(pipeline.screen(&View(&r)), screened, "{resource}");
+        let outcomes = submit(&pipeline, vec![r]).await;
+        assert_eq!(outcomes[0].1, effect, "{resource}");
+    }
+    let kept: Vec<String> = all(&store).await.into_iter().map(|a| a.resource).collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+}
