@@ -139,6 +139,11 @@ pub(crate) async fn run_storer(
                         "The syslog qualifier stopped; records are no longer qualified."
                     );
                 }
+                // Between two batches, on the writer's own connection: the log is then caught up
+                // and starts again from its beginning (see `Store::checkpoint`).
+                if let Err(e) = shared.store.checkpoint().await {
+                    tracing::warn!(error = %e, "Checkpoint of the syslog messages' log failed.");
+                }
             }
         })
     };
