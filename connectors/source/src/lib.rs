@@ -211,13 +211,13 @@ pub type IngestFuture<'a> =
 pub trait Ingest: Send + Sync {
     fn submit(&self, submission: Submission) -> IngestFuture<'_>;
 
-    /// Whether the qualification rules drop the record `view` describes, decided without the
-    /// record: when they do, the pipeline counts it as dropped and the source does not build nor
-    /// submit it. A flood source (syslog, where rules drop most lines) asks before it builds
-    /// records, which costs more than the rules. `false` when the pipeline cannot tell (the
-    /// default): the source submits the record and the rules decide then.
-    fn screen(&self, _view: &dyn RuleView) -> bool {
-        false
+    /// For each record a view describes, whether the qualification rules drop it, decided
+    /// without the record: when they do, the pipeline counts it as dropped and the source does
+    /// not build nor submit it. A flood source (syslog, where rules drop most lines) asks before
+    /// it builds records, which costs more than the rules. `false` when the pipeline cannot tell
+    /// (the default): the source submits the record and the rules decide then.
+    fn screen(&self, views: &[&dyn RuleView]) -> Vec<bool> {
+        vec![false; views.len()]
     }
 }
 

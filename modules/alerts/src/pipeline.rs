@@ -366,21 +366,26 @@ impl Ingest for Pipeline {
         Box::pin(Pipeline::submit(self, submission))
     }
 
-    fn screen(&self, view: &dyn RuleView) -> bool {
-        let domain = view.domain().or_else(|| {
-            self.inner
-                .settings
-                .sources
-                .get(view.source().trim())
-                .and_then(|d| d.domain.as_deref())
-        });
-        let normalised = Normalised { view, domain };
-        if self.rules().dropping(&normalised).is_none() {
-            return false;
+    fn screen(&self, views: &[&dyn RuleView]) -> Vec<bool> {
+        let rules = self.rules();
+        let sources = &self.inner.settings.sources;
+        let dropped: Vec<bool> = views
+            .iter()
+            .map(|&view| {
+                let domain = view.domain().or_else(|| {
+                    sources
+                        .get(view.source().trim())
+                        .and_then(|d| d.domain.as_deref())
+                });
+                rules.dropping(&Normalised { view, domain }).is_some()
+            })
+            .collect();
+        let count = dropped.iter().filter(|d| **d).count() as u64;
+        if count > 0 {
+            metrics::counter!("vigie_ingest_records_total", "effect" => Effect::Dropped.name())
+                .increment(count);
         }
-        metrics::counter!("vigie_ingest_records_total", "effect" => Effect::Dropped.name())
-            .increment(1);
-        true
+        dropped
     }
 }
 

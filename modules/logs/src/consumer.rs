@@ -43,7 +43,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use vigie_core::store::Store;
-use vigie_source::{Ingest, IngestError, RawRecord, Submission};
+use vigie_source::{Ingest, IngestError, RawRecord, RuleView, Submission};
 use vigie_syslog::record::RecordView;
 use vigie_syslog::{Batcher, SyslogMessage, to_record};
 
@@ -301,13 +301,17 @@ pub(crate) async fn run_qualifier(
 ) {
     let mut chunks = JoinSet::new();
     while let Some(batch) = batches.recv().await {
-        let kept: Vec<usize> = (0..batch.len())
-            .filter(|&i| {
-                !shared
-                    .ingest
-                    .screen(&RecordView::new(&batch[i], &shared.source_name))
-            })
+        let views: Vec<RecordView<'_>> = batch
+            .iter()
+            .map(|m| RecordView::new(m, &shared.source_name))
             .collect();
+        let refs: Vec<&dyn RuleView> = views.iter().map(|v| v as &dyn RuleView).collect();
+        let dropped = shared.ingest.screen(&refs);
+        let kept: Vec<usize> = (0..batch.len())
+            .filter(|&i| !dropped.get(i).copied().unwrap_or(false))
+            .collect();
+        drop(refs);
+        drop(views);
         let screened = (batch.len() - kept.len()) as u64;
         shared
             .stats

@@ -832,7 +832,7 @@ when = { facility = "kern", domain = "network" }
     ];
     for (r, screened, effect) in cases {
         let resource = r.resource.clone();
-        assert_eq!(pipeline.screen(&View(&r)), screened, "{resource}");
+        assert_eq!(pipeline.screen(&[&View(&r)]), [screened], "{resource}");
         let outcomes = submit(&pipeline, vec![r]).await;
         assert_eq!(outcomes[0].1, effect, "{resource}");
     }
