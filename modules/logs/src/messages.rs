@@ -95,7 +95,19 @@ async fn move_from_hub(hub: &Store, own: &Store) -> Result<(), StoreError> {
     .await?
     .rows_affected();
     let moved = kept_ids + new_ids;
+    // Kept ids may fall inside existing blocks: the blocks are made again for the whole table.
+    sqlx::query("DELETE FROM messages_file.syslog_blocks")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(
+        crate::repo::SQLITE_ALL_BLOCKS.replace("{schema}", "messages_file."),
+    ))
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM main.syslog_messages")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM main.syslog_blocks")
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

@@ -3,14 +3,15 @@
 //! Written once for both backends (`on_pool!`); statements built at run time only add parameter
 //! markers ([`Marks`]), never values.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, FromRow};
-use vigie_core::on_pool;
 use vigie_core::store::{Backend, Marks, Store, StoreError, StoreTx};
+use vigie_core::{on_pool, on_tx};
 use vigie_syslog::SyslogMessage;
 use vigie_syslog::parse::{facility_name, severity_name};
 
@@ -131,12 +132,91 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     sql
 }
 
-/// A batch's `INSERT`s with their values bound, ready to run. Built before the transaction
-/// begins (and while the previous batch is being written), so that the connection and
-/// SQLite's single write lock are held only to run them, not to encode 15 values a message.
-pub enum PreparedBatch {
+/// A batch's `INSERT`s with their values bound, ready to run, and its block. Built before the
+/// transaction begins (and while the previous batch is being written), so that the connection
+/// and SQLite's single write lock are held only to run them, not to encode 15 values a message.
+pub struct PreparedBatch {
+    inserts: Inserts,
+    /// `None` for an empty batch.
+    block: Option<Block>,
+}
+
+enum Inserts {
     Sqlite(Vec<sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>>),
     Postgres(Vec<sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>>),
+}
+
+/// What a row of `syslog_blocks` says of one stored batch (its id range is read when it is
+/// written): the messages' reception times, hosts, severities and facilities. A filtered list
+/// reads only the id ranges of the blocks that can hold a match; see
+/// `migrations/sqlite-syslog/0002_syslog_blocks.sql` for why there are blocks and no indexes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub received_from: DateTime<Utc>,
+    pub received_to: DateTime<Utc>,
+    /// The distinct hosts, sorted, each followed by [`HOST_SEPARATOR`] and the list starting with
+    /// one; `None` past [`BLOCK_HOSTS_MAX`] hosts or [`BLOCK_HOSTS_MAX_BYTES`] (any host).
+    pub hosts: Option<String>,
+    /// Bit n: a message of severity n is in the block.
+    pub severities: i64,
+    /// Bit n: a message of facility n is in the block.
+    pub facilities: i64,
+}
+
+/// Hosts listed in a block at most, and the list's largest size; the same bounds as the
+/// migration that made blocks of the messages stored before.
+pub const BLOCK_HOSTS_MAX: usize = 64;
+pub const BLOCK_HOSTS_MAX_BYTES: usize = 4096;
+/// Between the hosts of a block's list (the unit separator, which no host name holds in practice;
+/// one that did would only make its block a candidate more often).
+pub const HOST_SEPARATOR: char = '\u{1f}';
+
+impl Block {
+    /// The block of `batch`; `None` when it is empty.
+    pub fn of(batch: &[SyslogMessage]) -> Option<Block> {
+        let first = batch.first()?;
+        let mut block = Block {
+            received_from: first.received_at,
+            received_to: first.received_at,
+            hosts: None,
+            severities: 0,
+            facilities: 0,
+        };
+        let mut hosts: Option<HashSet<&str>> = Some(HashSet::new());
+        let mut listed_bytes = 1;
+        for m in batch {
+            block.received_from = block.received_from.min(m.received_at);
+            block.received_to = block.received_to.max(m.received_at);
+            if let Some(s) = m.severity {
+                block.severities |= 1 << s.min(62);
+            }
+            if let Some(f) = m.facility {
+                block.facilities |= 1 << f.min(62);
+            }
+            if let Some(set) = &mut hosts
+                && set.insert(m.host.as_str())
+            {
+                listed_bytes += m.host.len() + 1;
+                if set.len() > BLOCK_HOSTS_MAX || listed_bytes > BLOCK_HOSTS_MAX_BYTES {
+                    hosts = None;
+                }
+            }
+        }
+        block.received_from = vigie_core::time::to_store_precision(block.received_from);
+        block.received_to = vigie_core::time::to_store_precision(block.received_to);
+        block.hosts = hosts.map(|set| {
+            let mut sorted: Vec<&str> = set.into_iter().collect();
+            sorted.sort_unstable();
+            let mut list = String::with_capacity(listed_bytes);
+            list.push(HOST_SEPARATOR);
+            for h in sorted {
+                list.push_str(h);
+                list.push(HOST_SEPARATOR);
+            }
+            list
+        });
+        Some(block)
+    }
 }
 
 /// Binds the messages of `batch` (one multi-row statement per [`chunks`] range) to `$query`,
@@ -178,32 +258,53 @@ macro_rules! bound_statements {
     }};
 }
 
-/// The statements that store `batch`, in order (ids grow with it).
+/// The statements that store `batch`, in order (ids grow with it), and its block.
 pub fn prepare_batch(backend: Backend, batch: &[SyslogMessage]) -> PreparedBatch {
-    match backend {
-        Backend::Sqlite => PreparedBatch::Sqlite(bound_statements!(
+    let inserts = match backend {
+        Backend::Sqlite => Inserts::Sqlite(bound_statements!(
             backend,
             batch,
             sqlx::query::<sqlx::Sqlite>
         )),
-        Backend::Postgres => PreparedBatch::Postgres(bound_statements!(
+        Backend::Postgres => Inserts::Postgres(bound_statements!(
             backend,
             batch,
             sqlx::query::<sqlx::Postgres>
         )),
+    };
+    PreparedBatch {
+        inserts,
+        block: Block::of(batch),
     }
 }
 
-/// Runs a prepared batch in one transaction.
+/// Runs a prepared batch in one transaction: its messages, then its block, whose ids run from
+/// just above the largest id before the batch to the largest after it (every id the batch got,
+/// whatever gaps a backend leaves).
 pub async fn write_prepared(store: &Store, prepared: PreparedBatch) -> Result<(), StoreError> {
+    let Some(block) = prepared.block else {
+        return Ok(());
+    };
     let mut tx = store.begin().await?;
-    match (&mut tx, prepared) {
-        (StoreTx::Sqlite(t, _), PreparedBatch::Sqlite(statements)) => {
+    let before: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "SELECT MAX(id) FROM syslog_messages",
+    )
+    .fetch_one(conn)
+    .await)?;
+    if before.is_none() {
+        // An empty table may give ids from 1 again: no block from before may remain.
+        on_tx!(&mut tx, conn => sqlx::query("DELETE FROM syslog_blocks")
+            .execute(conn)
+            .await
+            .map(drop))?;
+    }
+    match (&mut tx, prepared.inserts) {
+        (StoreTx::Sqlite(t, _), Inserts::Sqlite(statements)) => {
             for q in statements {
                 q.execute(&mut **t).await?;
             }
         }
-        (StoreTx::Postgres(t), PreparedBatch::Postgres(statements)) => {
+        (StoreTx::Postgres(t), Inserts::Postgres(statements)) => {
             for q in statements {
                 q.execute(&mut **t).await?;
             }
@@ -214,14 +315,25 @@ pub async fn write_prepared(store: &Store, prepared: PreparedBatch) -> Result<()
             )));
         }
     }
+    on_tx!(&mut tx, conn => sqlx::query(
+        "INSERT INTO syslog_blocks \
+             (first_id, last_id, received_from, received_to, hosts, severities, facilities) \
+         SELECT $1, MAX(id), $2, $3, $4, $5, $6 FROM syslog_messages",
+    )
+    .bind(before.unwrap_or(0) + 1)
+    .bind(block.received_from)
+    .bind(block.received_to)
+    .bind(block.hosts)
+    .bind(block.severities)
+    .bind(block.facilities)
+    .execute(conn)
+    .await
+    .map(drop))?;
     tx.commit().await
 }
 
 /// Stores a batch in one transaction, multi-row `INSERT`s, in the order given (ids grow with it).
 pub async fn insert_batch(store: &Store, batch: &[SyslogMessage]) -> Result<(), StoreError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
     write_prepared(store, prepare_batch(store.backend(), batch)).await
 }
 
@@ -232,65 +344,217 @@ enum Param {
     Time(DateTime<Utc>),
 }
 
-/// Messages matching `filter`, newest first (by id: the order of reception).
-pub async fn list(store: &Store, filter: &LogFilter) -> Result<Vec<StoredMessage>, StoreError> {
-    let mut marks = Marks::new(store.backend());
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Param> = Vec::new();
-    let mut add = |clause: &dyn Fn(&str) -> String, p: Param| {
-        clauses.push(clause(&marks.mark()));
-        params.push(p);
-    };
-    if let Some(h) = &filter.host {
-        add(&|m| format!("host = {m}"), Param::Text(h.clone()));
+/// A `WHERE` built at run time: clauses with the backend's parameter markers, and their values
+/// in order. Values are never written into the text.
+struct Where {
+    marks: Marks,
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Where {
+    fn new(backend: Backend) -> Where {
+        Where {
+            marks: Marks::new(backend),
+            clauses: Vec::new(),
+            params: Vec::new(),
+        }
     }
-    if let Some(s) = filter.severity {
-        add(&|m| format!("severity <= {m}"), Param::Int(i64::from(s)));
+
+    /// Adds `clause(marker)` and its value.
+    fn add(&mut self, clause: impl FnOnce(&str) -> String, value: Param) {
+        let mark = self.marks.mark();
+        self.clauses.push(clause(&mark));
+        self.params.push(value);
     }
-    if let Some(f) = filter.facility {
-        add(&|m| format!("facility = {m}"), Param::Int(i64::from(f)));
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
     }
-    if let Some(a) = &filter.app {
-        add(&|m| format!("app_name = {m}"), Param::Text(a.clone()));
-    }
-    if let Some(text) = &filter.text {
-        let pattern = format!("%{}%", vigie_core::store::like_escape(&text.to_lowercase()));
-        add(
-            &|m| format!("LOWER(message) LIKE {m} ESCAPE '\\'"),
-            Param::Text(pattern),
-        );
-    }
-    if let Some(t) = filter.from {
-        add(&|m| format!("received_at >= {m}"), Param::Time(t));
-    }
-    if let Some(t) = filter.to {
-        add(&|m| format!("received_at < {m}"), Param::Time(t));
-    }
-    if let Some(id) = filter.before {
-        add(&|m| format!("id < {m}"), Param::Int(id));
-    }
-    if let Some(id) = filter.after {
-        add(&|m| format!("id > {m}"), Param::Int(id));
-    }
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {SELECT_COLUMNS} FROM syslog_messages {where_clause} ORDER BY id DESC LIMIT {}",
-        filter.limit
-    );
-    let rows = on_pool!(store, pool => {
-        let mut q = sqlx::query_as::<_, Row>(AssertSqlSafe(sql));
-        for p in params {
+}
+
+/// Binds a [`Where`]'s values to `$query`, in order.
+macro_rules! bind_params {
+    ($query:expr, $params:expr) => {{
+        let mut q = $query;
+        for p in $params {
             q = match p {
                 Param::Text(s) => q.bind(s),
                 Param::Int(n) => q.bind(n),
                 Param::Time(t) => q.bind(t),
             };
         }
-        q.fetch_all(pool).await
+        q
+    }};
+}
+
+/// Blocks read at a time by a filtered list: first a few (a common host fills the page from the
+/// newest ones), then more at each step (a rare one is spread thin).
+const BLOCKS_FIRST_STEP: i64 = 8;
+const BLOCKS_MAX_STEP: i64 = 1024;
+
+/// Messages matching `filter`, newest first (by id: the order of reception).
+///
+/// A filter on the host, severity, facility or reception time first reads which blocks (one per
+/// stored batch, see [`Block`]) can hold a match, newest first, and then only their id ranges
+/// (adjacent blocks read together), until the page is full. Other filters (text, application)
+/// read the messages newest first, bounded by the page size.
+pub async fn list(store: &Store, filter: &LogFilter) -> Result<Vec<StoredMessage>, StoreError> {
+    let limit = filter.limit as usize;
+    if !narrows_blocks(filter) {
+        return messages_in(store, filter, None, limit).await;
+    }
+    let mut found = Vec::new();
+    let mut below = filter.before;
+    let mut step = BLOCKS_FIRST_STEP;
+    while found.len() < limit {
+        let blocks = candidate_blocks(store, filter, below, step).await?;
+        for range in adjacent_runs(&blocks) {
+            let rows = messages_in(store, filter, Some(range), limit - found.len()).await?;
+            found.extend(rows);
+            if found.len() >= limit {
+                break;
+            }
+        }
+        match blocks.last() {
+            Some(&(oldest, _)) if (blocks.len() as i64) == step => below = Some(oldest),
+            // Fewer than asked: there are no older ones.
+            _ => break,
+        }
+        step = (step * 4).min(BLOCKS_MAX_STEP);
+    }
+    Ok(found)
+}
+
+/// Whether the blocks can rule out part of the table for `filter`.
+fn narrows_blocks(filter: &LogFilter) -> bool {
+    filter.host.is_some()
+        || filter.severity.is_some()
+        || filter.facility.is_some()
+        || filter.from.is_some()
+        || filter.to.is_some()
+}
+
+/// The id ranges (`first_id`, `last_id`) of at most `count` blocks that can hold a message
+/// matching `filter` with an id below `below`, newest first.
+async fn candidate_blocks(
+    store: &Store,
+    filter: &LogFilter,
+    below: Option<i64>,
+    count: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut w = Where::new(store.backend());
+    if let Some(h) = &filter.host {
+        let pattern = format!(
+            "%{HOST_SEPARATOR}{}{HOST_SEPARATOR}%",
+            vigie_core::store::like_escape(h)
+        );
+        w.add(
+            |m| format!("(hosts IS NULL OR hosts LIKE {m} ESCAPE '\\')"),
+            Param::Text(pattern),
+        );
+    }
+    if let Some(s) = filter.severity {
+        // Severity s or more severe: any of the bits 0..=s.
+        let mask = (1_i64 << (u32::from(s.min(62)) + 1)) - 1;
+        w.add(|m| format!("(severities & {m}) <> 0"), Param::Int(mask));
+    }
+    if let Some(f) = filter.facility {
+        w.add(
+            |m| format!("(facilities & {m}) <> 0"),
+            Param::Int(1_i64 << f.min(62)),
+        );
+    }
+    if let Some(t) = filter.from {
+        w.add(|m| format!("received_to >= {m}"), Param::Time(t));
+    }
+    if let Some(t) = filter.to {
+        w.add(|m| format!("received_from < {m}"), Param::Time(t));
+    }
+    if let Some(id) = below {
+        w.add(|m| format!("first_id < {m}"), Param::Int(id));
+    }
+    if let Some(id) = filter.after {
+        w.add(|m| format!("last_id > {m}"), Param::Int(id));
+    }
+    let sql = format!(
+        "SELECT first_id, last_id FROM syslog_blocks {} ORDER BY first_id DESC LIMIT {count}",
+        w.sql()
+    );
+    Ok(on_pool!(store, pool => {
+        bind_params!(sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql)), w.params)
+            .fetch_all(pool)
+            .await
+    })?)
+}
+
+/// Blocks (newest first) merged into runs of consecutive ids, newest first.
+fn adjacent_runs(blocks: &[(i64, i64)]) -> Vec<(i64, i64)> {
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &(first, last) in blocks {
+        match runs.last_mut() {
+            Some(run) if last.saturating_add(1) == run.0 => run.0 = first,
+            _ => runs.push((first, last)),
+        }
+    }
+    runs
+}
+
+/// At most `limit` messages matching `filter`, newest first, with ids in `range` when given.
+async fn messages_in(
+    store: &Store,
+    filter: &LogFilter,
+    range: Option<(i64, i64)>,
+    limit: usize,
+) -> Result<Vec<StoredMessage>, StoreError> {
+    let mut w = Where::new(store.backend());
+    if let Some((first, last)) = range {
+        w.add(|m| format!("id >= {m}"), Param::Int(first));
+        w.add(|m| format!("id <= {m}"), Param::Int(last));
+    }
+    if let Some(h) = &filter.host {
+        w.add(|m| format!("host = {m}"), Param::Text(h.clone()));
+    }
+    if let Some(s) = filter.severity {
+        w.add(|m| format!("severity <= {m}"), Param::Int(i64::from(s)));
+    }
+    if let Some(f) = filter.facility {
+        w.add(|m| format!("facility = {m}"), Param::Int(i64::from(f)));
+    }
+    if let Some(a) = &filter.app {
+        w.add(|m| format!("app_name = {m}"), Param::Text(a.clone()));
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", vigie_core::store::like_escape(&text.to_lowercase()));
+        w.add(
+            |m| format!("LOWER(message) LIKE {m} ESCAPE '\\'"),
+            Param::Text(pattern),
+        );
+    }
+    if let Some(t) = filter.from {
+        w.add(|m| format!("received_at >= {m}"), Param::Time(t));
+    }
+    if let Some(t) = filter.to {
+        w.add(|m| format!("received_at < {m}"), Param::Time(t));
+    }
+    if let Some(id) = filter.before {
+        w.add(|m| format!("id < {m}"), Param::Int(id));
+    }
+    if let Some(id) = filter.after {
+        w.add(|m| format!("id > {m}"), Param::Int(id));
+    }
+    let sql = format!(
+        "SELECT {SELECT_COLUMNS} FROM syslog_messages {} ORDER BY id DESC LIMIT {limit}",
+        w.sql()
+    );
+    let rows = on_pool!(store, pool => {
+        bind_params!(sqlx::query_as::<_, Row>(AssertSqlSafe(sql)), w.params)
+            .fetch_all(pool)
+            .await
     })?;
     Ok(rows.into_iter().map(StoredMessage::from).collect())
 }
@@ -333,37 +597,80 @@ pub async fn average_row_bytes(store: &Store, sample: i64) -> Result<Option<i64>
     Ok(avg.map(|a| a + ROW_OVERHEAD))
 }
 
-/// What a row costs besides its texts: the times, numbers and row header, and its entries in
-/// the three indexes (host repeated in one). An estimate; the point is a stable bound.
-pub const ROW_OVERHEAD: i64 = 120;
+/// What a row costs besides its texts: the times, numbers and row header (the indexes gave way
+/// to one block row per batch, a byte or two a message). An estimate; the point is a stable bound.
+pub const ROW_OVERHEAD: i64 = 100;
 
-/// Deletes at most `chunk` of the oldest messages received before `cutoff`; how many went.
+/// Deletes at most `chunk` of the oldest messages received before `cutoff`, and the blocks left
+/// empty, in one transaction; how many messages went. Only the blocks that began before the
+/// cutoff can hold such messages: the scan ends with them.
 pub async fn delete_received_before(
     store: &Store,
     cutoff: DateTime<Utc>,
     chunk: i64,
 ) -> Result<u64, StoreError> {
-    Ok(on_pool!(store, pool => sqlx::query(
+    let mut tx = store.begin().await?;
+    let deleted = on_tx!(&mut tx, conn => sqlx::query(
         "DELETE FROM syslog_messages WHERE id IN \
-         (SELECT id FROM syslog_messages WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+         (SELECT id FROM syslog_messages \
+          WHERE id <= (SELECT MAX(last_id) FROM syslog_blocks WHERE received_from < $1) \
+            AND received_at < $1 \
+          ORDER BY id LIMIT $2)",
     )
     .bind(cutoff)
     .bind(chunk)
-    .execute(pool)
+    .execute(conn)
     .await
-    .map(|r| r.rows_affected()))?)
+    .map(|r| r.rows_affected()))?;
+    drop_empty_blocks(&mut tx).await?;
+    tx.commit().await?;
+    Ok(deleted)
 }
 
-/// Deletes the messages whose id is below `bound` (the oldest ones); how many went.
+/// Deletes the messages whose id is below `bound` (the oldest ones) and the blocks left empty,
+/// in one transaction; how many messages went.
 pub async fn delete_ids_below(store: &Store, bound: i64) -> Result<u64, StoreError> {
-    Ok(on_pool!(store, pool => sqlx::query(
+    let mut tx = store.begin().await?;
+    let deleted = on_tx!(&mut tx, conn => sqlx::query(
         "DELETE FROM syslog_messages WHERE id < $1",
     )
     .bind(bound)
-    .execute(pool)
+    .execute(conn)
     .await
-    .map(|r| r.rows_affected()))?)
+    .map(|r| r.rows_affected()))?;
+    drop_empty_blocks(&mut tx).await?;
+    tx.commit().await?;
+    Ok(deleted)
 }
+
+/// Deletes the blocks whose ids are all below the oldest message (every block when there is
+/// none left: SQLite may then give the next message id 1 again).
+async fn drop_empty_blocks(tx: &mut StoreTx) -> Result<(), StoreError> {
+    on_tx!(tx, conn => sqlx::query(
+        "DELETE FROM syslog_blocks WHERE last_id < \
+         (SELECT COALESCE(MIN(id), 9223372036854775807) FROM syslog_messages)",
+    )
+    .execute(conn)
+    .await
+    .map(drop))?;
+    Ok(())
+}
+
+/// Blocks of 1024 ids for every message of the table, whose blocks were deleted first (after
+/// messages were moved in from elsewhere). `{schema}` stands for the attached schema's name and
+/// a dot. SQLite dialect, the statement of `migrations/sqlite-syslog/0002_syslog_blocks.sql`.
+pub(crate) const SQLITE_ALL_BLOCKS: &str = "\
+    WITH host_lists AS ( \
+        SELECT k, COUNT(*) AS n, group_concat(host, char(31)) AS list \
+        FROM (SELECT DISTINCT id / 1024 AS k, host FROM {schema}syslog_messages) \
+        GROUP BY k) \
+    INSERT INTO {schema}syslog_blocks \
+        (first_id, last_id, received_from, received_to, hosts, severities, facilities) \
+    SELECT MIN(m.id), MAX(m.id), MIN(m.received_at), MAX(m.received_at), \
+           CASE WHEN l.n <= 64 AND length(l.list) <= 4096 THEN char(31) || l.list || char(31) END, \
+           COALESCE(SUM(DISTINCT 1 << m.severity), 0), COALESCE(SUM(DISTINCT 1 << m.facility), 0) \
+    FROM {schema}syslog_messages AS m JOIN host_lists AS l ON l.k = m.id / 1024 \
+    GROUP BY m.id / 1024, l.n, l.list";
 
 #[cfg(test)]
 mod tests {
