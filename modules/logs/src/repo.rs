@@ -674,7 +674,82 @@ pub(crate) const SQLITE_ALL_BLOCKS: &str = "\
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use vigie_syslog::parse::{Origin, ParseOptions, Transport, parse};
+
     use super::*;
+
+    fn received(line: &str, seconds: i64) -> SyslogMessage {
+        let origin = Origin {
+            sender: "192.0.2.1:514".parse().unwrap(),
+            transport: Transport::Tcp,
+            received_at: DateTime::from_timestamp(1_800_000_000 + seconds, 1500).unwrap(),
+        };
+        parse(line.as_bytes(), false, origin, &ParseOptions::default())
+    }
+
+    #[test]
+    fn a_block_says_what_its_batch_holds() {
+        let batch = [
+            received("<34>Oct 11 22:14:15 sw-b su: failed", 5),
+            received("<13>Oct 11 22:14:15 rtr-a app: up", 2),
+            received("<190>Oct 11 22:14:15 sw-b app: noise", 9),
+            received("no header", 4),
+        ];
+        let block = Block::of(&batch).unwrap();
+        assert_eq!(block.received_from.timestamp(), 1_800_000_002);
+        assert_eq!(block.received_to.timestamp(), 1_800_000_009);
+        assert_eq!(
+            block.received_from,
+            vigie_core::time::to_store_precision(block.received_from),
+            "compared with stored times"
+        );
+        // Sorted, each once, the sender's address for the message without a header.
+        assert_eq!(
+            block.hosts.as_deref(),
+            Some("\u{1f}192.0.2.1\u{1f}rtr-a\u{1f}sw-b\u{1f}")
+        );
+        // Severities 2, 5 and 6 (and the header-less message's default); facilities 4, 1, 23.
+        let parsed: i64 = batch
+            .iter()
+            .filter_map(|m| m.severity)
+            .fold(0, |bits, s| bits | 1 << s);
+        assert_eq!(block.severities, parsed);
+        assert_ne!(block.severities & (1 << 2 | 1 << 5 | 1 << 6), 0);
+        assert_eq!(
+            block.facilities & (1 << 4 | 1 << 1 | 1 << 23),
+            1 << 4 | 1 << 1 | 1 << 23
+        );
+        assert_eq!(Block::of(&[]), None);
+    }
+
+    #[test]
+    fn too_many_hosts_make_a_block_that_may_hold_any() {
+        let many: Vec<_> = (0..=BLOCK_HOSTS_MAX)
+            .map(|n| received(&format!("<13>Oct 11 22:14:15 h{n} app: x"), 0))
+            .collect();
+        assert_eq!(Block::of(&many).unwrap().hosts, None);
+        assert!(
+            Block::of(&many[1..]).unwrap().hosts.is_some(),
+            "64 are listed"
+        );
+        let long = "x".repeat(200);
+        let wide: Vec<_> = (0..30)
+            .map(|n| received(&format!("<13>Oct 11 22:14:15 {long}{n} app: x"), 0))
+            .collect();
+        assert_eq!(Block::of(&wide).unwrap().hosts, None, "past 4096 bytes");
+    }
+
+    #[test]
+    fn adjacent_blocks_are_read_together() {
+        assert_eq!(
+            adjacent_runs(&[(21, 30), (11, 20), (1, 5), (-3, 0)]),
+            [(11, 30), (-3, 5)]
+        );
+        assert_eq!(adjacent_runs(&[(30, 30), (10, 20)]), [(30, 30), (10, 20)]);
+        assert!(adjacent_runs(&[]).is_empty());
+    }
 
     #[test]
     fn statements_come_in_few_shapes() {

@@ -319,3 +319,175 @@ async fn on_sqlite_the_messages_have_a_file_of_their_own_and_old_ones_move_into_
         }
     }
 }
+
+/// The messages of `all` that `filter` selects, newest first: what the list must answer, worked
+/// out without the store.
+fn expected(all: &[vigie_logs::repo::StoredMessage], filter: &LogFilter) -> Vec<i64> {
+    all.iter()
+        .filter(|m| filter.host.as_ref().is_none_or(|h| &m.host == h))
+        .filter(|m| {
+            filter
+                .severity
+                .is_none_or(|s| m.severity.is_some_and(|ms| ms <= i32::from(s)))
+        })
+        .filter(|m| {
+            filter
+                .facility
+                .is_none_or(|f| m.facility == Some(i32::from(f)))
+        })
+        .filter(|m| filter.from.is_none_or(|t| m.received_at >= t))
+        .filter(|m| filter.to.is_none_or(|t| m.received_at < t))
+        .filter(|m| filter.before.is_none_or(|id| m.id < id))
+        .filter(|m| filter.after.is_none_or(|id| m.id > id))
+        .take(filter.limit as usize)
+        .map(|m| m.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn filtered_lists_read_the_blocks_and_miss_nothing() {
+    let h = hub().await;
+    // To the microsecond, as stored (the bounds below are compared with stored times).
+    let start = vigie_core::time::to_store_precision(Utc::now() - chrono::Duration::hours(1));
+    // 30 batches (one block each), a minute apart; `rare` only in batch 3, 80 hosts (too many
+    // to list in its block) in batch 20, severities and facilities varying with the batch.
+    for b in 0..30_i64 {
+        let at = |i: i64| start + chrono::Duration::minutes(b) + chrono::Duration::milliseconds(i);
+        let batch: Vec<_> = (0..40_i64)
+            .map(|i| {
+                let host = match (b, i) {
+                    (3, 7) => "rare".to_owned(),
+                    (20, _) => format!("many{}", i * 2 + b % 2),
+                    _ => format!("rtr{}", i % 5),
+                };
+                let pri = ((b + i) % 4) * 8 + if i % 13 == 0 { 2 } else { 6 };
+                message(
+                    &format!("<{pri}>Oct 11 22:14:15 {host} app: m {b}.{i}"),
+                    at(i),
+                )
+            })
+            .collect();
+        repo::insert_batch(&h.store, &batch).await.unwrap();
+    }
+    let mut everything = repo::list(&h.store, &all()).await.unwrap();
+    assert_eq!(everything.len(), 1200);
+    everything.sort_by_key(|m| std::cmp::Reverse(m.id));
+    let filter = |f: LogFilter| LogFilter {
+        limit: if f.limit == 0 { 50 } else { f.limit },
+        ..f
+    };
+    let cases = [
+        filter(LogFilter {
+            host: Some("rtr2".into()),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            host: Some("rare".into()),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            host: Some("many42".into()),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            host: Some("nobody".into()),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            severity: Some(3),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            severity: Some(3),
+            limit: 1000,
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            facility: Some(3),
+            host: Some("rtr1".into()),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            from: Some(start + chrono::Duration::minutes(10)),
+            to: Some(start + chrono::Duration::minutes(12) + chrono::Duration::milliseconds(5)),
+            limit: 1000,
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            host: Some("rtr4".into()),
+            before: Some(everything[700].id),
+            after: Some(everything[1000].id),
+            ..LogFilter::default()
+        }),
+        filter(LogFilter {
+            to: Some(start + chrono::Duration::minutes(2)),
+            limit: 5,
+            ..LogFilter::default()
+        }),
+    ];
+    for case in &cases {
+        let listed: Vec<i64> = repo::list(&h.store, case)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        let wanted = expected(&everything, case);
+        assert_eq!(listed, wanted, "{case:?}");
+    }
+    // The cases do reach where they should: the rare host, the unlisted block's hosts, a full
+    // page of a common one, and a time range of two minutes and five milliseconds.
+    assert_eq!(expected(&everything, &cases[1]).len(), 1);
+    assert_eq!(expected(&everything, &cases[2]).len(), 1);
+    assert_eq!(expected(&everything, &cases[0]).len(), 50);
+    assert_eq!(expected(&everything, &cases[7]).len(), 85);
+
+    // Purges leave no block without messages, and the lists stay whole.
+    let purged = vigie_logs::repo::delete_ids_below(&h.store, everything[420].id + 1)
+        .await
+        .unwrap();
+    assert_eq!(purged, 780);
+    assert_eq!(blocks(&h.store).await, 11, "a block partly purged stays");
+    let left = repo::list(
+        &h.store,
+        &LogFilter {
+            host: Some("rare".into()),
+            ..all()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(left.is_empty());
+    let purged = vigie_logs::repo::delete_ids_below(&h.store, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(purged, 420);
+    assert_eq!(blocks(&h.store).await, 0);
+    // From an empty table the next batch starts a block of its own, wherever its ids start.
+    repo::insert_batch(
+        &h.store,
+        &[message("<13>Oct 11 22:14:15 rtr0 app: again", Utc::now())],
+    )
+    .await
+    .unwrap();
+    let again = repo::list(
+        &h.store,
+        &LogFilter {
+            host: Some("rtr0".into()),
+            ..all()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(blocks(&h.store).await, 1);
+}
+
+async fn blocks(store: &vigie_core::store::Store) -> i64 {
+    vigie_core::on_pool!(store, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM syslog_blocks",
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap()
+}
