@@ -10,8 +10,9 @@
 //! - [`repo`]: every statement on the module's table; [`filter`]: the list's filters.
 //! - [`MessagesStore`]: where the table lives (on SQLite, a file of its own next to the hub's).
 //!
-//! Owns the table `syslog_messages` (`migrations/sqlite-syslog`, in its own SQLite file;
-//! migration 0003 in the hub's PostgreSQL database).
+//! Owns the tables `syslog_messages` and `syslog_blocks` (a summary of each stored batch that
+//! takes the place of indexes; `migrations/sqlite-syslog`, in its own SQLite file; migrations
+//! 0003 and 0015 in the hub's PostgreSQL database).
 
 pub mod api;
 pub mod consumer;
