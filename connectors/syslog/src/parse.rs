@@ -306,6 +306,14 @@ fn offset_in(whole: &str, part: &str) -> Option<usize> {
 /// Lossy UTF-8, trimmed, line breaks turned into spaces, other control characters but tab
 /// removed.
 pub fn sanitize(bytes: &[u8]) -> String {
+    // Most lines are printable ASCII: then only the spaces and tabs at the ends go, and the
+    // character-by-character checks below (a tenth of the listeners' time) are not needed.
+    if bytes
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return String::from_utf8_lossy(bytes.trim_ascii()).into_owned();
+    }
     let text = String::from_utf8_lossy(bytes);
     let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c.is_control());
     let unsafe_char = |c: char| c.is_control() && c != '\t';
@@ -698,6 +706,17 @@ mod tests {
         assert_eq!(m.message, "caf\u{FFFD} bad line next\tcol");
         assert!(!m.raw.contains(|c: char| c.is_control() && c != '\t'));
         assert_eq!(m.protocol, Protocol::Rfc3164);
+    }
+
+    #[test]
+    fn printable_lines_are_only_trimmed() {
+        assert_eq!(sanitize(b" \t<13>a\tb  c \t "), "<13>a\tb  c");
+        assert_eq!(sanitize(b"plain"), "plain");
+        assert_eq!(sanitize(b" \t "), "");
+        // One byte outside printable ASCII takes the careful way: DEL removed, the rest kept.
+        assert_eq!(sanitize(b" a\x7fb "), "ab");
+        assert_eq!(sanitize(b"\x0b a \x0c"), "a");
+        assert_eq!(sanitize("d\u{e9}j\u{e0} ".as_bytes()), "d\u{e9}j\u{e0}");
     }
 
     #[test]
