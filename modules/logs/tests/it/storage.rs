@@ -288,6 +288,14 @@ async fn on_sqlite_the_messages_have_a_file_of_their_own_and_old_ones_move_into_
             // Moved whole, ids kept; the hub's table is left empty.
             let moved = repo::list(messages.store(), &all()).await.unwrap();
             assert_eq!(moved, before);
+            // Their blocks were made again in the file: the host filter reads them.
+            let rtr1 = LogFilter {
+                host: Some("rtr1".into()),
+                ..all()
+            };
+            let found = repo::list(messages.store(), &rtr1).await.unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].message, "before 1");
             assert_eq!(repo::count(&h.store).await.unwrap(), 0);
             // New messages follow the moved ones.
             repo::insert_batch(messages.store(), &[message("<13>rtr9 app: after", now)])
@@ -308,6 +316,16 @@ async fn on_sqlite_the_messages_have_a_file_of_their_own_and_old_ones_move_into_
             let third = vigie_logs::MessagesStore::open(&h.store).await.unwrap();
             let all_rows = repo::list(third.store(), &all()).await.unwrap();
             assert_eq!(all_rows.len(), 6);
+            let old1 = LogFilter {
+                host: Some("old1".into()),
+                ..all()
+            };
+            let found = repo::list(third.store(), &old1).await.unwrap();
+            assert_eq!(
+                found.len(),
+                1,
+                "a moved row with a new id is in a block too"
+            );
             assert_eq!(all_rows[0].message, "late 1");
             assert_eq!(all_rows[1].message, "late 0");
             assert!(all_rows[1].id > newest[0].id);
