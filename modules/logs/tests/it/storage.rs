@@ -509,3 +509,107 @@ async fn blocks(store: &vigie_core::store::Store) -> i64 {
     .await)
     .unwrap()
 }
+
+static HUB_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static HUB_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+static SYSLOG_FILE: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite-syslog");
+
+/// Stores `n` messages the way versions before the blocks did (no block), from 12 hosts, one
+/// of them (`lone`) only once.
+async fn stored_without_blocks(store: &vigie_core::store::Store, n: i64) {
+    let base = vigie_core::time::to_store_precision(Utc::now() - chrono::Duration::hours(2));
+    for i in 0..n {
+        let host = if i == 700 {
+            "lone".to_owned()
+        } else {
+            format!("h{}", i % 11)
+        };
+        vigie_core::on_pool!(store, pool => sqlx::query(
+            "INSERT INTO syslog_messages (received_at, sender, transport, host, facility, \
+             severity, message, raw, variant) VALUES ($1, '192.0.2.1:514', 'udp', $2, $3, $4, \
+             'm', 'raw m', 'rfc3164')",
+        )
+        .bind(base + chrono::Duration::seconds(i))
+        .bind(host)
+        .bind((i % 24) as i16)
+        .bind((i % 8) as i16)
+        .execute(pool)
+        .await
+        .map(drop))
+        .unwrap();
+    }
+}
+
+/// After the upgrade, filtered lists answer what a full scan does, and new batches follow.
+async fn answers_after_upgrade(store: &vigie_core::store::Store, n: i64) {
+    assert_eq!(blocks(store).await, (n + 1023) / 1024, "blocks of 1024 ids");
+    let mut everything = repo::list(store, &all()).await.unwrap();
+    assert_eq!(everything.len() as i64, n);
+    everything.sort_by_key(|m| std::cmp::Reverse(m.id));
+    let start = everything.last().unwrap().received_at;
+    let cases = [
+        LogFilter {
+            host: Some("lone".into()),
+            ..all()
+        },
+        LogFilter {
+            host: Some("h3".into()),
+            severity: Some(2),
+            ..all()
+        },
+        LogFilter {
+            facility: Some(5),
+            from: Some(start + chrono::Duration::seconds(500)),
+            to: Some(start + chrono::Duration::seconds(1050)),
+            ..all()
+        },
+    ];
+    for case in &cases {
+        let listed: Vec<i64> = repo::list(store, case)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(listed, expected(&everything, case), "{case:?}");
+        assert!(!listed.is_empty(), "{case:?}");
+    }
+    repo::insert_batch(
+        store,
+        &[message("<13>Oct 11 22:14:15 lone app: new", Utc::now())],
+    )
+    .await
+    .unwrap();
+    let lone = repo::list(store, &cases[0]).await.unwrap();
+    assert_eq!(lone.len(), 2);
+    assert_eq!(lone[0].message, "new");
+}
+
+#[tokio::test]
+async fn messages_stored_before_the_blocks_get_theirs_on_upgrade() {
+    const N: i64 = 1100;
+    let db = vigie_core::testing::TestDb::create().await.unwrap();
+    let store =
+        vigie_core::store::Store::connect(&vigie_core::store::StoreOptions::new(db.url.clone()))
+            .await
+            .unwrap();
+    // The hub's database at the migration before the blocks (0014), with messages.
+    match &store {
+        vigie_core::store::Store::Sqlite(pool, _) => HUB_SQLITE.run_to(14, pool).await.unwrap(),
+        vigie_core::store::Store::Postgres(pool) => HUB_POSTGRES.run_to(14, pool).await.unwrap(),
+    }
+    stored_without_blocks(&store, N).await;
+    store.migrate().await.unwrap();
+    answers_after_upgrade(&store, N).await;
+
+    // On SQLite, the messages' own file too (its migration 0002).
+    if let Some(own) = store.sqlite_sibling("syslog").await.unwrap() {
+        let vigie_core::store::Store::Sqlite(pool, _) = &own else {
+            unreachable!("a SQLite sibling")
+        };
+        SYSLOG_FILE.run_to(1, pool).await.unwrap();
+        stored_without_blocks(&own, N).await;
+        SYSLOG_FILE.run(pool).await.unwrap();
+        answers_after_upgrade(&own, N).await;
+    }
+}
