@@ -3,8 +3,8 @@
 //! Written once for both backends (`on_pool!`); statements built at run time only add parameter
 //! markers ([`Marks`]), never values.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -219,14 +219,56 @@ impl Block {
     }
 }
 
+/// The texts of a batch, bound as `Arc<str>`: sqlx binds a `String` as a new `Arc<String>` (two
+/// allocations a value, both freed on the connection's thread after SQLite copied the text), an
+/// `Arc<str>` as it is. Texts that many rows share (hosts, applications, senders, transports)
+/// are made once per batch and bound by reference.
+#[derive(Default)]
+struct BatchTexts<'a> {
+    shared: HashMap<&'a str, Arc<str>>,
+    senders: HashMap<std::net::SocketAddr, Arc<str>>,
+}
+
+/// Distinct texts kept per batch at most (past that, each row gets its own copy).
+const SHARED_TEXTS_MAX: usize = 4096;
+
+impl<'a> BatchTexts<'a> {
+    /// `text`, shared with the other rows that hold it.
+    fn shared(&mut self, text: &'a str) -> Arc<str> {
+        if let Some(known) = self.shared.get(text) {
+            return known.clone();
+        }
+        let made: Arc<str> = Arc::from(text);
+        if self.shared.len() < SHARED_TEXTS_MAX {
+            self.shared.insert(text, made.clone());
+        }
+        made
+    }
+
+    /// The sender's `ip:port`, formatted once per batch.
+    fn sender(&mut self, addr: std::net::SocketAddr) -> Arc<str> {
+        if let Some(known) = self.senders.get(&addr) {
+            return known.clone();
+        }
+        let made: Arc<str> = Arc::from(addr.to_string());
+        if self.senders.len() < SHARED_TEXTS_MAX {
+            self.senders.insert(addr, made.clone());
+        }
+        made
+    }
+}
+
+/// A text of its own (a message, a line): one allocation.
+fn own(text: &str) -> Arc<str> {
+    Arc::from(text)
+}
+
 /// Binds the messages of `batch` (one multi-row statement per [`chunks`] range) to `$query`,
 /// a `sqlx::query` of the backend; written once for both backends.
 macro_rules! bound_statements {
     ($backend:expr, $batch:expr, $query:path) => {{
         let batch: &[SyslogMessage] = $batch;
-        // Formatting the sender's address was a third of the encoding; a connection's messages
-        // come one after the other.
-        let mut last_sender: Option<(std::net::SocketAddr, String)> = None;
+        let mut texts = BatchTexts::default();
         chunks(batch.len())
             .into_iter()
             .map(|range| {
@@ -235,32 +277,24 @@ macro_rules! bound_statements {
                     let structured = (!m.structured_data.is_empty())
                         .then(|| serde_json::to_string(&m.structured_data).ok())
                         .flatten();
-                    let sender = match &last_sender {
-                        Some((addr, text)) if *addr == m.sender => text.clone(),
-                        _ => {
-                            let text = m.sender.to_string();
-                            last_sender = Some((m.sender, text.clone()));
-                            text
-                        }
-                    };
                     q = q
                         .bind(vigie_core::time::to_store_precision(m.received_at))
-                        .bind(sender)
-                        .bind(m.transport.name())
-                        .bind(m.host.clone())
+                        .bind(texts.sender(m.sender))
+                        .bind(texts.shared(m.transport.name()))
+                        .bind(texts.shared(&m.host))
                         .bind(m.facility.map(i16::from))
                         .bind(m.severity.map(i16::from))
                         .bind(
                             m.timestamp
                                 .map(|t| vigie_core::time::to_store_precision(t.to_utc())),
                         )
-                        .bind(m.app_name.clone())
-                        .bind(m.proc_id.clone())
-                        .bind(m.msg_id.clone())
+                        .bind(m.app_name.as_deref().map(|a| texts.shared(a)))
+                        .bind(m.proc_id.as_deref().map(own))
+                        .bind(m.msg_id.as_deref().map(|id| texts.shared(id)))
                         .bind(structured)
-                        .bind(m.message.clone())
-                        .bind(m.raw.clone())
-                        .bind(m.protocol.name())
+                        .bind(own(&m.message))
+                        .bind(own(&m.raw))
+                        .bind(texts.shared(m.protocol.name()))
                         .bind(m.truncated);
                 }
                 q

@@ -362,6 +362,15 @@ fn expected(all: &[vigie_logs::repo::StoredMessage], filter: &LogFilter) -> Vec<
         .collect()
 }
 
+/// The host of message `i` of batch `b` in the test below.
+fn host_of(b: i64, i: i64) -> String {
+    match (b, i) {
+        (3, 7) => "rare".to_owned(),
+        (20, _) => format!("many{}", i * 2 + b % 2),
+        _ => format!("rtr{}", i % 5),
+    }
+}
+
 #[tokio::test]
 async fn filtered_lists_read_the_blocks_and_miss_nothing() {
     let h = hub().await;
@@ -373,11 +382,7 @@ async fn filtered_lists_read_the_blocks_and_miss_nothing() {
         let at = |i: i64| start + chrono::Duration::minutes(b) + chrono::Duration::milliseconds(i);
         let batch: Vec<_> = (0..40_i64)
             .map(|i| {
-                let host = match (b, i) {
-                    (3, 7) => "rare".to_owned(),
-                    (20, _) => format!("many{}", i * 2 + b % 2),
-                    _ => format!("rtr{}", i % 5),
-                };
+                let host = host_of(b, i);
                 let pri = ((b + i) % 4) * 8 + if i % 13 == 0 { 2 } else { 6 };
                 message(
                     &format!("<{pri}>Oct 11 22:14:15 {host} app: m {b}.{i}"),
@@ -389,6 +394,16 @@ async fn filtered_lists_read_the_blocks_and_miss_nothing() {
     }
     let mut everything = repo::list(&h.store, &all()).await.unwrap();
     assert_eq!(everything.len(), 1200);
+    // Hosts repeat across a batch's rows (bound once per batch): each row still has its own.
+    for m in &everything {
+        let (b, i) = m.message["m ".len()..].split_once('.').unwrap();
+        let (b, i): (i64, i64) = (b.parse().unwrap(), i.parse().unwrap());
+        let host = host_of(b, i);
+        assert_eq!(
+            (m.host.as_str(), m.app_name.as_deref()),
+            (host.as_str(), Some("app"))
+        );
+    }
     everything.sort_by_key(|m| std::cmp::Reverse(m.id));
     let filter = |f: LogFilter| LogFilter {
         limit: if f.limit == 0 { 50 } else { f.limit },
