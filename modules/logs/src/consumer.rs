@@ -301,17 +301,17 @@ pub(crate) async fn run_qualifier(
 ) {
     let mut chunks = JoinSet::new();
     while let Some(batch) = batches.recv().await {
-        let views: Vec<RecordView<'_>> = batch
-            .iter()
-            .map(|m| RecordView::new(m, &shared.source_name))
-            .collect();
-        let refs: Vec<&dyn RuleView> = views.iter().map(|v| v as &dyn RuleView).collect();
-        let dropped = shared.ingest.screen(&refs);
+        let dropped = {
+            let views: Vec<RecordView<'_>> = batch
+                .iter()
+                .map(|m| RecordView::new(m, &shared.source_name))
+                .collect();
+            let refs: Vec<&dyn RuleView> = views.iter().map(|v| v as &dyn RuleView).collect();
+            shared.ingest.screen(&refs)
+        };
         let kept: Vec<usize> = (0..batch.len())
             .filter(|&i| !dropped.get(i).copied().unwrap_or(false))
             .collect();
-        drop(refs);
-        drop(views);
         let screened = (batch.len() - kept.len()) as u64;
         shared
             .stats

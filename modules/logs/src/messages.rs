@@ -99,9 +99,9 @@ async fn move_from_hub(hub: &Store, own: &Store) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM messages_file.syslog_blocks")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(sqlx::AssertSqlSafe(
-        crate::repo::SQLITE_ALL_BLOCKS.replace("{schema}", "messages_file."),
-    ))
+    sqlx::query(sqlx::AssertSqlSafe(crate::repo::sqlite_all_blocks(
+        "messages_file",
+    )))
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM main.syslog_messages")

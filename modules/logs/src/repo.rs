@@ -701,21 +701,27 @@ async fn drop_empty_blocks(tx: &mut StoreTx) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Blocks of 1024 ids for every message of the table, whose blocks were deleted first (after
-/// messages were moved in from elsewhere). `{schema}` stands for the attached schema's name and
-/// a dot. SQLite dialect, the statement of `migrations/sqlite-syslog/0002_syslog_blocks.sql`.
-pub(crate) const SQLITE_ALL_BLOCKS: &str = "\
-    WITH host_lists AS ( \
-        SELECT k, COUNT(*) AS n, group_concat(host, char(31)) AS list \
-        FROM (SELECT DISTINCT id / 1024 AS k, host FROM {schema}syslog_messages) \
-        GROUP BY k) \
-    INSERT INTO {schema}syslog_blocks \
-        (first_id, last_id, received_from, received_to, hosts, severities, facilities) \
-    SELECT MIN(m.id), MAX(m.id), MIN(m.received_at), MAX(m.received_at), \
-           CASE WHEN l.n <= 64 AND length(l.list) <= 4096 THEN char(31) || l.list || char(31) END, \
-           COALESCE(SUM(DISTINCT 1 << m.severity), 0), COALESCE(SUM(DISTINCT 1 << m.facility), 0) \
-    FROM {schema}syslog_messages AS m JOIN host_lists AS l ON l.k = m.id / 1024 \
-    GROUP BY m.id / 1024, l.n, l.list";
+/// The statement that makes blocks of 1024 ids for every message of `schema`'s table (`main`,
+/// or an attached file), whose blocks were deleted first: after messages were moved in from
+/// elsewhere. SQLite dialect, the statement of `migrations/sqlite-syslog/0002_syslog_blocks.sql`
+/// with this module's host bounds.
+pub(crate) fn sqlite_all_blocks(schema: &str) -> String {
+    format!(
+        "WITH host_lists AS ( \
+             SELECT k, COUNT(*) AS n, group_concat(host, char(31)) AS list \
+             FROM (SELECT DISTINCT id / 1024 AS k, host FROM {schema}.syslog_messages) \
+             GROUP BY k) \
+         INSERT INTO {schema}.syslog_blocks \
+             (first_id, last_id, received_from, received_to, hosts, severities, facilities) \
+         SELECT MIN(m.id), MAX(m.id), MIN(m.received_at), MAX(m.received_at), \
+                CASE WHEN l.n <= {BLOCK_HOSTS_MAX} AND length(l.list) <= {BLOCK_HOSTS_MAX_BYTES} \
+                     THEN char(31) || l.list || char(31) END, \
+                COALESCE(SUM(DISTINCT 1 << m.severity), 0), \
+                COALESCE(SUM(DISTINCT 1 << m.facility), 0) \
+         FROM {schema}.syslog_messages AS m JOIN host_lists AS l ON l.k = m.id / 1024 \
+         GROUP BY m.id / 1024, l.n, l.list"
+    )
+}
 
 #[cfg(test)]
 mod tests {
