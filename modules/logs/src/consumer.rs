@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! listeners → queue → [storer: Batcher → encode (blocking thread)] → 1 batch → [store task:
-//!   INSERT batch] → 4 batches → [qualifier: screen → to_record → submit, in concurrent chunks]
+//!   INSERT block] → 4 batches → [qualifier: screen → to_record → submit, in concurrent chunks]
 //! ```
 //!
 //! The qualifier first asks the pipeline whether its rules drop each message
@@ -13,8 +13,8 @@
 //! rule drops, and building its records (attribute maps, raw JSON) cost more than the rules. Only
 //! the others become records.
 //!
-//! The statements are encoded (15 values a message bound into multi-row `INSERT`s) before the
-//! transaction begins, so the store's write lock is held only to run them.
+//! Each batch is encoded into its block (one JSON array of its messages, see [`crate::repo`])
+//! before the transaction begins, so the store's write lock is held only to write it.
 //!
 //! # When the store is down
 //! A batch that cannot be stored (the store unreachable, timed out, read-only) is retried with
@@ -118,7 +118,7 @@ async fn back_off(attempt: u32, give_up: &mut watch::Receiver<bool>) -> bool {
 /// encoded, so the store's connection never waits for the encoding.
 const PREPARED_AHEAD: usize = 1;
 
-/// The storer: batches from the queue, encoded into statements on a blocking thread, stored in
+/// The storer: batches from the queue, encoded into blocks on a blocking thread, stored in
 /// order by a task of their own, passed on. Ends when the receiver has stopped, its queue is
 /// empty and the last batch is stored.
 pub(crate) async fn run_storer(
@@ -132,8 +132,8 @@ pub(crate) async fn run_storer(
         let shared = shared.clone();
         tokio::spawn(async move {
             let mut give_up = shared.give_up.clone();
-            while let Some((batch, statements)) = prepared.recv().await {
-                store_batch(&shared, &batch, statements, &mut give_up).await;
+            while let Some((batch, block)) = prepared.recv().await {
+                store_batch(&shared, &batch, block, &mut give_up).await;
                 if next.send(batch).await.is_err() {
                     tracing::error!(
                         "The syslog qualifier stopped; records are no longer qualified."
@@ -147,14 +147,13 @@ pub(crate) async fn run_storer(
             }
         })
     };
-    let backend = shared.store.backend();
     while let Some(batch) = batches.next_batch().await {
         // Encoding thousands of messages is CPU work: off the runtime's workers, which read the
         // sockets.
         let count = batch.len() as u64;
         let encoded = tokio::task::spawn_blocking(move || {
-            let statements = repo::prepare_batch(backend, &batch);
-            (batch, statements)
+            let block = repo::prepare_batch(&batch);
+            (batch, block)
         })
         .await;
         match encoded {
@@ -183,18 +182,18 @@ pub(crate) async fn run_storer(
 async fn store_batch(
     shared: &Shared,
     batch: &[SyslogMessage],
-    statements: repo::PreparedBatch,
+    block: repo::PreparedBatch,
     give_up: &mut watch::Receiver<bool>,
 ) {
     let started = std::time::Instant::now();
     let mut attempt = 0;
-    let mut prepared = Some(statements);
+    let mut prepared = Some(block);
     loop {
-        // A retry encodes the batch again: the statements are consumed by running them.
-        let statements = prepared
+        // A retry encodes the batch again: a block is consumed by writing it.
+        let block = prepared
             .take()
-            .unwrap_or_else(|| repo::prepare_batch(shared.store.backend(), batch));
-        match repo::write_prepared(&shared.store, statements).await {
+            .unwrap_or_else(|| repo::prepare_batch(batch));
+        match repo::write_prepared(&shared.store, block).await {
             Ok(()) => {
                 stored(shared, batch.len() as u64);
                 metrics::histogram!("vigie_syslog_store_seconds")

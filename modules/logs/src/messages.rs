@@ -48,20 +48,20 @@ impl MessagesStore {
     }
 }
 
-/// Columns copied from the hub's table, the id apart.
-const COLUMNS: &str = "received_at, sender, transport, host, facility, severity, timestamp, \
-     app_name, proc_id, msg_id, structured_data, message, raw, variant, truncated";
+/// The columns of a block.
+const COLUMNS: &str = "received_from, received_to, hosts, severities, facilities, bytes, messages";
 
-/// Moves the rows of the hub file's `syslog_messages` (where versions before the split kept
-/// them) into the messages' file, in their order. Each keeps its id when the id is free there; a
-/// row whose id holds the same message already (a stop between the copy and the delete: the two
-/// files commit separately) is not copied again; a row whose id holds another message (an older
-/// version run again after the split) gets a new id after the others, so nothing is dropped.
+/// Moves the blocks of the hub file's `syslog_blocks` (where versions before the split kept the
+/// messages) into the messages' file, in their order. Each keeps its ids when no block of the
+/// file holds any of them; a block whose ids hold the same messages already (a stop between the
+/// copy and the delete: the two files commit separately) is not copied again; a block whose ids
+/// are taken by other messages (an older version run again after the split) gets new ids after
+/// the others, so nothing is dropped.
 async fn move_from_hub(hub: &Store, own: &Store) -> Result<(), StoreError> {
     let (Store::Sqlite(hub_pool, _), Some(target)) = (hub, own.sqlite_file()) else {
         return Ok(());
     };
-    let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM syslog_messages)")
+    let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM syslog_blocks)")
         .fetch_one(hub_pool)
         .await?;
     if !waiting {
@@ -74,39 +74,54 @@ async fn move_from_hub(hub: &Store, own: &Store) -> Result<(), StoreError> {
         .execute(&mut conn)
         .await?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let kept_ids = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO messages_file.syslog_messages (id, {COLUMNS}) \
-         SELECT id, {COLUMNS} FROM main.syslog_messages AS h \
-         WHERE NOT EXISTS (SELECT 1 FROM messages_file.syslog_messages AS o WHERE o.id = h.id) \
-         ORDER BY id"
-    )))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let new_ids = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO messages_file.syslog_messages ({COLUMNS}) \
-         SELECT {COLUMNS} FROM main.syslog_messages AS h \
-         WHERE EXISTS (SELECT 1 FROM messages_file.syslog_messages AS o WHERE o.id = h.id \
-                       AND NOT (o.received_at = h.received_at AND o.sender = h.sender \
-                                AND o.raw = h.raw)) \
-         ORDER BY id"
-    )))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let moved = kept_ids + new_ids;
-    // Kept ids may fall inside existing blocks: the blocks are made again for the whole table.
-    sqlx::query("DELETE FROM messages_file.syslog_blocks")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(sqlx::AssertSqlSafe(crate::repo::sqlite_all_blocks(
-        "messages_file",
-    )))
-    .execute(&mut *tx)
+    // Each block of the hub's file: its ids, whether the file holds it already, whether the
+    // file's block that could overlap it (the last one starting at or before its last id) does.
+    let blocks: Vec<(i64, i64, bool, bool)> = sqlx::query_as(
+        "SELECT h.first_id, h.last_id, \
+                EXISTS (SELECT 1 FROM messages_file.syslog_blocks AS o \
+                        WHERE o.first_id = h.first_id AND o.last_id = h.last_id \
+                          AND o.messages = h.messages), \
+                COALESCE((SELECT o.last_id FROM messages_file.syslog_blocks AS o \
+                          WHERE o.first_id <= h.last_id \
+                          ORDER BY o.first_id DESC LIMIT 1) >= h.first_id, FALSE) \
+         FROM main.syslog_blocks AS h ORDER BY h.first_id",
+    )
+    .fetch_all(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM main.syslog_messages")
-        .execute(&mut *tx)
-        .await?;
+    let copy = format!(
+        "INSERT INTO messages_file.syslog_blocks (first_id, last_id, {COLUMNS}) \
+         SELECT $1, $1 + last_id - first_id, {COLUMNS} FROM main.syslog_blocks WHERE first_id = $2"
+    );
+    let mut moved = 0;
+    // First those whose ids are free (they overlap neither the file's blocks nor each other)...
+    for &(first, last, _, taken) in &blocks {
+        if !taken {
+            sqlx::query(sqlx::AssertSqlSafe(copy.as_str()))
+                .bind(first)
+                .bind(first)
+                .execute(&mut *tx)
+                .await?;
+            moved += last - first + 1;
+        }
+    }
+    // ...then the others, after everything the file holds.
+    for &(first, last, same, taken) in &blocks {
+        if taken && !same {
+            let (block, purged): (Option<i64>, i64) = sqlx::query_as(
+                "SELECT (SELECT last_id FROM messages_file.syslog_blocks \
+                         ORDER BY first_id DESC LIMIT 1), \
+                        (SELECT last_id FROM messages_file.syslog_last_purged)",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(copy.as_str()))
+                .bind(block.unwrap_or(0).max(purged) + 1)
+                .bind(first)
+                .execute(&mut *tx)
+                .await?;
+            moved += last - first + 1;
+        }
+    }
     sqlx::query("DELETE FROM main.syslog_blocks")
         .execute(&mut *tx)
         .await?;

@@ -1,52 +1,33 @@
-//! Every statement on `syslog_messages`: the batch insert, the filtered list, and the purges.
+//! Every statement on the stored syslog messages: the batch insert, the filtered list, the
+//! purges.
 //!
-//! Written once for both backends (`on_pool!`); statements built at run time only add parameter
-//! markers ([`Marks`]), never values.
+//! A stored batch is one row of `syslog_blocks`: what it holds (its id range, reception times,
+//! hosts, severities, facilities, size) and its messages as one JSON array, a positional array
+//! per message ([`Entry`]; `migrations/sqlite-syslog/0003_syslog_block_messages.sql` says why).
+//! Ids are implicit: the n-th message of a block (from 0) has the id `first_id + n`, so the ids
+//! of a block are dense and a block's id range never overlaps another's. A list reads the blocks
+//! that can hold a match, newest first, and filters their messages here; a purge deletes whole
+//! blocks and trims the oldest messages off the block it cuts through. The view
+//! `syslog_messages` shows one row per message for whoever queries the database by hand.
+//!
+//! Written once for both backends (`on_pool!`, `on_tx!`); statements built at run time only add
+//! parameter markers ([`Marks`]), never values.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::net::SocketAddr;
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_json::Value;
-use sqlx::{AssertSqlSafe, FromRow};
+use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
+use serde::ser::SerializeTuple as _;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+use sqlx::AssertSqlSafe;
 use vigie_core::store::{Backend, Marks, Store, StoreError, StoreTx};
 use vigie_core::{on_pool, on_tx};
 use vigie_syslog::SyslogMessage;
 use vigie_syslog::parse::{facility_name, severity_name};
 
 use crate::filter::LogFilter;
-
-const INSERT_COLUMNS: &str = "received_at, sender, transport, host, facility, severity, timestamp, \
-     app_name, proc_id, msg_id, structured_data, message, raw, variant, truncated";
-const COLUMNS_PER_ROW: usize = 15;
-/// Rows per statement at most: 15 360 parameters, within SQLite's 32 766 and PostgreSQL's 65 535.
-const ROWS_PER_STATEMENT: usize = 1024;
-
-const SELECT_COLUMNS: &str = "id, received_at, sender, transport, host, facility, severity, \
-     timestamp, app_name, proc_id, msg_id, structured_data, message, raw, variant, truncated";
-
-/// A stored message as the store returns it.
-#[derive(Clone, Debug, FromRow)]
-struct Row {
-    id: i64,
-    received_at: DateTime<Utc>,
-    sender: String,
-    transport: String,
-    host: String,
-    // SMALLINT on PostgreSQL.
-    facility: Option<i16>,
-    severity: Option<i16>,
-    timestamp: Option<DateTime<Utc>>,
-    app_name: Option<String>,
-    proc_id: Option<String>,
-    msg_id: Option<String>,
-    structured_data: Option<String>,
-    message: String,
-    raw: String,
-    variant: String,
-    truncated: bool,
-}
 
 /// A stored message, as the API answers it and the viewer shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -76,80 +57,223 @@ pub struct StoredMessage {
     pub truncated: bool,
 }
 
-impl From<Row> for StoredMessage {
-    fn from(r: Row) -> StoredMessage {
-        let name = |n: Option<i16>, f: fn(u8) -> Option<&'static str>| {
-            n.and_then(|n| u8::try_from(n).ok()).and_then(f)
-        };
-        StoredMessage {
-            id: r.id,
-            received_at: r.received_at,
-            sender: r.sender,
-            transport: r.transport,
-            host: r.host,
-            facility: r.facility.map(i32::from),
-            facility_name: name(r.facility, facility_name),
-            severity: r.severity.map(i32::from),
-            severity_name: name(r.severity, severity_name),
-            timestamp: r.timestamp,
-            app_name: r.app_name,
-            proc_id: r.proc_id,
-            msg_id: r.msg_id,
-            structured_data: r
-                .structured_data
-                .map(|s| serde_json::from_str(&s).unwrap_or(Value::String(s))),
-            message: r.message,
-            raw: r.raw,
-            variant: r.variant,
-            truncated: r.truncated,
+/// One message of a block's JSON array, as read back: an array of 15 values in this order (the
+/// columns of the view `syslog_messages`). Times are RFC 3339 texts in UTC.
+#[derive(Debug, Deserialize)]
+struct Entry {
+    received_at: String,
+    sender: String,
+    transport: String,
+    host: String,
+    facility: Option<u8>,
+    severity: Option<u8>,
+    timestamp: Option<String>,
+    app_name: Option<String>,
+    proc_id: Option<String>,
+    msg_id: Option<String>,
+    structured_data: Option<Value>,
+    message: String,
+    raw: String,
+    variant: String,
+    truncated: bool,
+}
+
+/// A time as an entry holds it: one of the receiver's, or a stored text kept as it is.
+#[derive(Clone, Copy)]
+enum Time<'a> {
+    At(DateTime<Utc>),
+    Text(&'a str),
+}
+
+impl Serialize for Time<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Time::At(t) => s.collect_str(&StoreTime(*t)),
+            Time::Text(text) => s.serialize_str(text),
         }
     }
 }
 
-/// Statements of [`ROWS_PER_STATEMENT`] rows, then powers of two (a few cached shapes).
-fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
-    vigie_core::store::statement_chunks(n, ROWS_PER_STATEMENT)
-}
+/// A time written as the store keeps it: RFC 3339 in UTC, to the microsecond, always the same
+/// width (`2026-11-21T08:30:00.123456+00:00`). Written field by field: a batch has two a message.
+struct StoreTime(DateTime<Utc>);
 
-/// The `INSERT` of `rows` messages. Built once per shape (a few, see [`chunks`]) and kept: with
-/// 15 markers a row, building it for every statement showed in the receiver's profile.
-fn insert_sql(backend: Backend, rows: usize) -> String {
-    static BUILT: Mutex<Vec<(Backend, usize, String)>> = Mutex::new(Vec::new());
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((_, _, sql)) = built.iter().find(|(b, n, _)| *b == backend && *n == rows) {
-        return sql.clone();
+impl fmt::Display for StoreTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        if !(0..=9999).contains(&t.year()) {
+            return f.write_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
+        }
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            // A leap second's nanoseconds run past one second.
+            (t.nanosecond() / 1000).min(999_999)
+        )
     }
-    let sql = format!(
-        "INSERT INTO syslog_messages ({INSERT_COLUMNS}) VALUES {}",
-        Marks::new(backend).rows(rows, COLUMNS_PER_ROW)
-    );
-    // Bounded: chunk sizes are ROWS_PER_STATEMENT and powers of two below it.
-    if built.len() < 64 {
-        built.push((backend, rows, sql.clone()));
+}
+
+/// A message as it is written into a block's array (see [`Entry`] for the order).
+struct EntryRef<'a> {
+    received_at: Time<'a>,
+    sender: &'a str,
+    transport: &'a str,
+    host: &'a str,
+    facility: Option<u8>,
+    severity: Option<u8>,
+    timestamp: Option<Time<'a>>,
+    app_name: Option<&'a str>,
+    proc_id: Option<&'a str>,
+    msg_id: Option<&'a str>,
+    structured_data: Option<&'a Map<String, Value>>,
+    message: &'a str,
+    raw: &'a str,
+    variant: &'a str,
+    truncated: bool,
+}
+
+impl Serialize for EntryRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(15)?;
+        t.serialize_element(&self.received_at)?;
+        t.serialize_element(self.sender)?;
+        t.serialize_element(self.transport)?;
+        t.serialize_element(self.host)?;
+        t.serialize_element(&self.facility)?;
+        t.serialize_element(&self.severity)?;
+        t.serialize_element(&self.timestamp)?;
+        t.serialize_element(&self.app_name)?;
+        t.serialize_element(&self.proc_id)?;
+        t.serialize_element(&self.msg_id)?;
+        t.serialize_element(&self.structured_data)?;
+        t.serialize_element(self.message)?;
+        t.serialize_element(self.raw)?;
+        t.serialize_element(self.variant)?;
+        t.serialize_element(&self.truncated)?;
+        t.end()
     }
-    sql
 }
 
-/// A batch's `INSERT`s with their values bound, ready to run, and its block. Built before the
-/// transaction begins (and while the previous batch is being written), so that the connection
-/// and SQLite's single write lock are held only to run them, not to encode 15 values a message.
-pub struct PreparedBatch {
-    inserts: Inserts,
-    /// `None` for an empty batch.
-    block: Option<Block>,
+impl<'a> EntryRef<'a> {
+    fn received(m: &'a SyslogMessage, sender: &'a str) -> EntryRef<'a> {
+        EntryRef {
+            received_at: Time::At(m.received_at),
+            sender,
+            transport: m.transport.name(),
+            host: &m.host,
+            facility: m.facility,
+            severity: m.severity,
+            timestamp: m.timestamp.map(|t| Time::At(t.to_utc())),
+            app_name: m.app_name.as_deref(),
+            proc_id: m.proc_id.as_deref(),
+            msg_id: m.msg_id.as_deref(),
+            structured_data: (!m.structured_data.is_empty()).then_some(&m.structured_data),
+            message: &m.message,
+            raw: &m.raw,
+            variant: m.protocol.name(),
+            truncated: m.truncated,
+        }
+    }
+
+    fn stored(e: &'a Entry) -> EntryRef<'a> {
+        EntryRef {
+            received_at: Time::Text(&e.received_at),
+            sender: &e.sender,
+            transport: &e.transport,
+            host: &e.host,
+            facility: e.facility,
+            severity: e.severity,
+            timestamp: e.timestamp.as_deref().map(Time::Text),
+            app_name: e.app_name.as_deref(),
+            proc_id: e.proc_id.as_deref(),
+            msg_id: e.msg_id.as_deref(),
+            // Always an object when there is one (written from a map).
+            structured_data: e.structured_data.as_ref().and_then(Value::as_object),
+            message: &e.message,
+            raw: &e.raw,
+            variant: &e.variant,
+            truncated: e.truncated,
+        }
+    }
 }
 
-enum Inserts {
-    Sqlite(Vec<sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>>),
-    Postgres(Vec<sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>>),
+/// The JSON array of `entries`.
+fn array<'a>(
+    entries: impl Iterator<Item = EntryRef<'a>>,
+    capacity: usize,
+) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(capacity);
+    out.push(b'[');
+    for (i, entry) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &entry)?;
+    }
+    out.push(b']');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| serde::ser::Error::custom(e.to_string()))
 }
 
-/// What a row of `syslog_blocks` says of one stored batch (its id range is read when it is
-/// written): the messages' reception times, hosts, severities and facilities. A filtered list
-/// reads only the id ranges of the blocks that can hold a match; see
-/// `migrations/sqlite-syslog/0002_syslog_blocks.sql` for why there are blocks and no indexes.
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text).ok().map(|t| t.to_utc())
+}
+
+/// A block that cannot be read back (written by something else than this module).
+fn unreadable(first_id: i64, problem: impl fmt::Display) -> StoreError {
+    StoreError::Query(sqlx::Error::Decode(
+        format!("syslog block {first_id}: {problem}").into(),
+    ))
+}
+
+impl Entry {
+    fn received_at(&self, first_id: i64) -> Result<DateTime<Utc>, StoreError> {
+        parse_time(&self.received_at).ok_or_else(|| {
+            unreadable(
+                first_id,
+                format_args!("reception time `{}`", self.received_at),
+            )
+        })
+    }
+
+    fn into_stored(self, id: i64, received_at: DateTime<Utc>) -> StoredMessage {
+        let name = |n: Option<u8>, f: fn(u8) -> Option<&'static str>| n.and_then(f);
+        StoredMessage {
+            id,
+            received_at,
+            sender: self.sender,
+            transport: self.transport,
+            host: self.host,
+            facility: self.facility.map(i32::from),
+            facility_name: name(self.facility, facility_name),
+            severity: self.severity.map(i32::from),
+            severity_name: name(self.severity, severity_name),
+            timestamp: self.timestamp.as_deref().and_then(parse_time),
+            app_name: self.app_name,
+            proc_id: self.proc_id,
+            msg_id: self.msg_id,
+            structured_data: self.structured_data,
+            message: self.message,
+            raw: self.raw,
+            variant: self.variant,
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// The messages of the block that starts at `first_id`, in id order.
+fn entries(first_id: i64, messages: &str) -> Result<Vec<Entry>, StoreError> {
+    serde_json::from_str(messages).map_err(|e| unreadable(first_id, e))
+}
+
+/// A stored batch: what its messages hold, and the messages (its ids are given when it is
+/// written). A filtered list reads only the blocks that can hold a match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
     pub received_from: DateTime<Utc>,
@@ -161,50 +285,75 @@ pub struct Block {
     pub severities: i64,
     /// Bit n: a message of facility n is in the block.
     pub facilities: i64,
+    /// How many messages.
+    pub count: i64,
+    /// The messages, a JSON array of [`Entry`] arrays.
+    pub messages: String,
 }
 
 /// Hosts listed in a block at most, and the list's largest size; the same bounds as the
-/// migration that made blocks of the messages stored before.
+/// migrations that made blocks of the messages stored before.
 pub const BLOCK_HOSTS_MAX: usize = 64;
 pub const BLOCK_HOSTS_MAX_BYTES: usize = 4096;
 /// Between the hosts of a block's list (the unit separator, which no host name holds in practice;
 /// one that did would only make its block a candidate more often).
 pub const HOST_SEPARATOR: char = '\u{1f}';
 
-impl Block {
-    /// The block of `batch`; `None` when it is empty.
-    pub fn of(batch: &[SyslogMessage]) -> Option<Block> {
-        let first = batch.first()?;
-        let mut block = Block {
-            received_from: first.received_at,
-            received_to: first.received_at,
-            hosts: None,
+/// A block's summary, message by message.
+struct Summary<'a> {
+    times: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    hosts: Option<HashSet<&'a str>>,
+    listed_bytes: usize,
+    severities: i64,
+    facilities: i64,
+    count: i64,
+}
+
+impl<'a> Summary<'a> {
+    fn new() -> Summary<'a> {
+        Summary {
+            times: None,
+            hosts: Some(HashSet::new()),
+            listed_bytes: 1,
             severities: 0,
             facilities: 0,
-        };
-        let mut hosts: Option<HashSet<&str>> = Some(HashSet::new());
-        let mut listed_bytes = 1;
-        for m in batch {
-            block.received_from = block.received_from.min(m.received_at);
-            block.received_to = block.received_to.max(m.received_at);
-            if let Some(s) = m.severity {
-                block.severities |= 1 << s.min(62);
-            }
-            if let Some(f) = m.facility {
-                block.facilities |= 1 << f.min(62);
-            }
-            if let Some(set) = &mut hosts
-                && set.insert(m.host.as_str())
-            {
-                listed_bytes += m.host.len() + 1;
-                if set.len() > BLOCK_HOSTS_MAX || listed_bytes > BLOCK_HOSTS_MAX_BYTES {
-                    hosts = None;
-                }
+            count: 0,
+        }
+    }
+
+    fn add(
+        &mut self,
+        at: DateTime<Utc>,
+        host: &'a str,
+        severity: Option<u8>,
+        facility: Option<u8>,
+    ) {
+        self.count += 1;
+        self.times = Some(match self.times {
+            Some((from, to)) => (from.min(at), to.max(at)),
+            None => (at, at),
+        });
+        if let Some(s) = severity {
+            self.severities |= 1 << s.min(62);
+        }
+        if let Some(f) = facility {
+            self.facilities |= 1 << f.min(62);
+        }
+        if let Some(set) = &mut self.hosts
+            && set.insert(host)
+        {
+            self.listed_bytes += host.len() + 1;
+            if set.len() > BLOCK_HOSTS_MAX || self.listed_bytes > BLOCK_HOSTS_MAX_BYTES {
+                self.hosts = None;
             }
         }
-        block.received_from = vigie_core::time::to_store_precision(block.received_from);
-        block.received_to = vigie_core::time::to_store_precision(block.received_to);
-        block.hosts = hosts.map(|set| {
+    }
+
+    /// The block; `None` when no message was added.
+    fn finish(self, messages: String) -> Option<Block> {
+        let (from, to) = self.times?;
+        let listed_bytes = self.listed_bytes;
+        let hosts = self.hosts.map(|set| {
             let mut sorted: Vec<&str> = set.into_iter().collect();
             sorted.sort_unstable();
             let mut list = String::with_capacity(listed_bytes);
@@ -215,174 +364,149 @@ impl Block {
             }
             list
         });
-        Some(block)
+        Some(Block {
+            received_from: vigie_core::time::to_store_precision(from),
+            received_to: vigie_core::time::to_store_precision(to),
+            hosts,
+            severities: self.severities,
+            facilities: self.facilities,
+            count: self.count,
+            messages,
+        })
     }
 }
 
-/// The texts of a batch, bound as `Arc<str>`: sqlx binds a `String` as a new `Arc<String>` (two
-/// allocations a value, both freed on the connection's thread after SQLite copied the text), an
-/// `Arc<str>` as it is. Texts that many rows share (hosts, applications, senders, transports)
-/// are made once per batch and bound by reference.
-#[derive(Default)]
-struct BatchTexts<'a> {
-    shared: HashMap<&'a str, Arc<str>>,
-    senders: HashMap<std::net::SocketAddr, Arc<str>>,
-}
-
-/// Distinct texts kept per batch at most (past that, each row gets its own copy).
-const SHARED_TEXTS_MAX: usize = 4096;
-
-impl<'a> BatchTexts<'a> {
-    /// `text`, shared with the other rows that hold it.
-    fn shared(&mut self, text: &'a str) -> Arc<str> {
-        if let Some(known) = self.shared.get(text) {
-            return known.clone();
+impl Block {
+    /// The block of `batch`; `None` when it is empty.
+    pub fn of(batch: &[SyslogMessage]) -> Result<Option<Block>, serde_json::Error> {
+        let mut summary = Summary::new();
+        let mut senders: HashMap<SocketAddr, String> = HashMap::new();
+        for m in batch {
+            summary.add(m.received_at, &m.host, m.severity, m.facility);
+            // A sender's `ip:port` once per batch: most of a batch comes from a few senders.
+            senders
+                .entry(m.sender)
+                .or_insert_with(|| m.sender.to_string());
         }
-        let made: Arc<str> = Arc::from(text);
-        if self.shared.len() < SHARED_TEXTS_MAX {
-            self.shared.insert(text, made.clone());
-        }
-        made
+        let capacity = batch
+            .iter()
+            .map(|m| m.raw.len() + m.message.len() + m.host.len() + 128)
+            .sum::<usize>();
+        let messages = array(
+            batch.iter().map(|m| {
+                let sender = senders.get(&m.sender).map_or("", String::as_str);
+                EntryRef::received(m, sender)
+            }),
+            capacity,
+        )?;
+        Ok(summary.finish(messages))
     }
 
-    /// The sender's `ip:port`, formatted once per batch.
-    fn sender(&mut self, addr: std::net::SocketAddr) -> Arc<str> {
-        if let Some(known) = self.senders.get(&addr) {
-            return known.clone();
+    /// The block of stored `entries` (what is left of one after a purge), read from its first
+    /// id `first_id`.
+    fn of_entries(first_id: i64, entries: &[Entry]) -> Result<Option<Block>, StoreError> {
+        let mut summary = Summary::new();
+        for e in entries {
+            summary.add(e.received_at(first_id)?, &e.host, e.severity, e.facility);
         }
-        let made: Arc<str> = Arc::from(addr.to_string());
-        if self.senders.len() < SHARED_TEXTS_MAX {
-            self.senders.insert(addr, made.clone());
-        }
-        made
+        let capacity = entries
+            .iter()
+            .map(|e| e.raw.len() + e.message.len() + 128)
+            .sum();
+        let messages = array(entries.iter().map(EntryRef::stored), capacity)
+            .map_err(|e| unreadable(first_id, e))?;
+        Ok(summary.finish(messages))
+    }
+
+    /// The size of its messages, in bytes.
+    fn bytes(&self) -> i64 {
+        self.messages.len() as i64
     }
 }
 
-/// A text of its own (a message, a line): one allocation.
-fn own(text: &str) -> Arc<str> {
-    Arc::from(text)
+/// A batch encoded into its block before the transaction begins (and while the previous batch is
+/// being written), so that the connection and SQLite's single write lock are held only to store
+/// it.
+pub struct PreparedBatch {
+    /// `None` for an empty batch.
+    block: Result<Option<Block>, serde_json::Error>,
 }
 
-/// Binds the messages of `batch` (one multi-row statement per [`chunks`] range) to `$query`,
-/// a `sqlx::query` of the backend; written once for both backends.
-macro_rules! bound_statements {
-    ($backend:expr, $batch:expr, $query:path) => {{
-        let batch: &[SyslogMessage] = $batch;
-        let mut texts = BatchTexts::default();
-        chunks(batch.len())
-            .into_iter()
-            .map(|range| {
-                let mut q = $query(AssertSqlSafe(insert_sql($backend, range.len())));
-                for m in &batch[range] {
-                    let structured = (!m.structured_data.is_empty())
-                        .then(|| serde_json::to_string(&m.structured_data).ok())
-                        .flatten();
-                    q = q
-                        .bind(vigie_core::time::to_store_precision(m.received_at))
-                        .bind(texts.sender(m.sender))
-                        .bind(texts.shared(m.transport.name()))
-                        .bind(texts.shared(&m.host))
-                        .bind(m.facility.map(i16::from))
-                        .bind(m.severity.map(i16::from))
-                        .bind(
-                            m.timestamp
-                                .map(|t| vigie_core::time::to_store_precision(t.to_utc())),
-                        )
-                        .bind(m.app_name.as_deref().map(|a| texts.shared(a)))
-                        .bind(m.proc_id.as_deref().map(own))
-                        .bind(m.msg_id.as_deref().map(|id| texts.shared(id)))
-                        .bind(structured)
-                        .bind(own(&m.message))
-                        .bind(own(&m.raw))
-                        .bind(texts.shared(m.protocol.name()))
-                        .bind(m.truncated);
-                }
-                q
-            })
-            .collect()
-    }};
-}
-
-/// The statements that store `batch`, in order (ids grow with it), and its block.
-pub fn prepare_batch(backend: Backend, batch: &[SyslogMessage]) -> PreparedBatch {
-    let inserts = match backend {
-        Backend::Sqlite => Inserts::Sqlite(bound_statements!(
-            backend,
-            batch,
-            sqlx::query::<sqlx::Sqlite>
-        )),
-        Backend::Postgres => Inserts::Postgres(bound_statements!(
-            backend,
-            batch,
-            sqlx::query::<sqlx::Postgres>
-        )),
-    };
+/// The block of `batch`, ready to be written.
+pub fn prepare_batch(batch: &[SyslogMessage]) -> PreparedBatch {
     PreparedBatch {
-        inserts,
         block: Block::of(batch),
     }
 }
 
-/// Runs a prepared batch in one transaction: its messages, then its block, whose ids run from
-/// just above the largest id before the batch to the largest after it (every id the batch got,
-/// whatever gaps a backend leaves).
-pub async fn write_prepared(store: &Store, prepared: PreparedBatch) -> Result<(), StoreError> {
-    let Some(block) = prepared.block else {
-        return Ok(());
-    };
-    let mut tx = store.begin().await?;
-    let before: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
-        "SELECT MAX(id) FROM syslog_messages",
+/// On PostgreSQL, one writer of blocks at a time: a block's ids follow the last block's, and a
+/// purge rewrites the oldest. (SQLite's transactions take its single write lock already.)
+async fn lock_blocks(tx: &mut StoreTx) -> Result<(), StoreError> {
+    if let StoreTx::Postgres(t) = tx {
+        sqlx::query("LOCK TABLE syslog_blocks IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The largest id ever given: the last block's, or the last purged when no block is left (ids
+/// never start again, so that a live tail's bound stays meaningful).
+async fn last_id(tx: &mut StoreTx) -> Result<i64, StoreError> {
+    let (block, purged): (Option<i64>, Option<i64>) = on_tx!(tx, conn => sqlx::query_as(
+        "SELECT (SELECT last_id FROM syslog_blocks ORDER BY first_id DESC LIMIT 1), \
+                (SELECT last_id FROM syslog_last_purged)",
     )
     .fetch_one(conn)
     .await)?;
-    if before.is_none() {
-        // An empty table may give ids from 1 again: no block from before may remain.
-        on_tx!(&mut tx, conn => sqlx::query("DELETE FROM syslog_blocks")
-            .execute(conn)
-            .await
-            .map(drop))?;
-    }
-    match (&mut tx, prepared.inserts) {
-        (StoreTx::Sqlite(t, _), Inserts::Sqlite(statements)) => {
-            for q in statements {
-                q.execute(&mut **t).await?;
-            }
-        }
-        (StoreTx::Postgres(t), Inserts::Postgres(statements)) => {
-            for q in statements {
-                q.execute(&mut **t).await?;
-            }
-        }
-        _ => {
-            return Err(StoreError::Query(sqlx::Error::Protocol(
-                "a syslog batch prepared for the other backend".into(),
-            )));
-        }
-    }
-    on_tx!(&mut tx, conn => sqlx::query(
-        "INSERT INTO syslog_blocks \
-             (first_id, last_id, received_from, received_to, hosts, severities, facilities) \
-         SELECT $1, MAX(id), $2, $3, $4, $5, $6 FROM syslog_messages",
+    Ok(block.max(purged).unwrap_or(0))
+}
+
+/// Writes `block` with the ids from `first_id`.
+async fn insert_block(tx: &mut StoreTx, first_id: i64, block: Block) -> Result<(), StoreError> {
+    let bytes = block.bytes();
+    on_tx!(tx, conn => sqlx::query(
+        "INSERT INTO syslog_blocks (first_id, last_id, received_from, received_to, hosts, \
+             severities, facilities, bytes, messages) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(before.unwrap_or(0) + 1)
+    .bind(first_id)
+    .bind(first_id + block.count - 1)
     .bind(block.received_from)
     .bind(block.received_to)
     .bind(block.hosts)
     .bind(block.severities)
     .bind(block.facilities)
+    .bind(bytes)
+    .bind(block.messages)
     .execute(conn)
     .await
     .map(drop))?;
+    Ok(())
+}
+
+/// Writes a prepared batch in one transaction: its block, with the ids after the last ones.
+pub async fn write_prepared(store: &Store, prepared: PreparedBatch) -> Result<(), StoreError> {
+    let block = prepared
+        .block
+        .map_err(|e| StoreError::Query(sqlx::Error::Encode(Box::new(e))))?;
+    let Some(block) = block else {
+        return Ok(());
+    };
+    let mut tx = store.begin().await?;
+    lock_blocks(&mut tx).await?;
+    let first = last_id(&mut tx).await? + 1;
+    insert_block(&mut tx, first, block).await?;
     tx.commit().await
 }
 
-/// Stores a batch in one transaction, multi-row `INSERT`s, in the order given (ids grow with it).
+/// Stores a batch in one transaction, in the order given (ids grow with it).
 pub async fn insert_batch(store: &Store, batch: &[SyslogMessage]) -> Result<(), StoreError> {
-    write_prepared(store, prepare_batch(store.backend(), batch)).await
+    write_prepared(store, prepare_batch(batch)).await
 }
 
 /// Values bound to a dynamically built `WHERE`.
+#[derive(Clone)]
 enum Param {
     Text(String),
     Int(i64),
@@ -437,36 +561,100 @@ macro_rules! bind_params {
     }};
 }
 
-/// Blocks read at a time by a filtered list: first a few (a common host fills the page from the
-/// newest ones), then more at each step (a rare one is spread thin).
+/// Blocks read at a time by a list: first a few (a common host fills the page from the newest
+/// ones), then more at each step (a rare one is spread thin).
 const BLOCKS_FIRST_STEP: i64 = 8;
 const BLOCKS_MAX_STEP: i64 = 1024;
 
+/// What a list keeps of a block's messages: `filter`, applied here.
+struct Matcher<'a> {
+    filter: &'a LogFilter,
+    /// The searched text, lowercased.
+    needle: Option<String>,
+}
+
+impl<'a> Matcher<'a> {
+    fn new(filter: &'a LogFilter) -> Matcher<'a> {
+        Matcher {
+            filter,
+            needle: filter.text.as_ref().map(|t| t.to_lowercase()),
+        }
+    }
+
+    /// Whether a block whose JSON array is `messages` can hold a message whose text holds the
+    /// searched one: checked on the whole array at once, lowercased as the messages are. Only
+    /// for printable ASCII without a quote or a backslash, which JSON writes as they are (and
+    /// whose lowercase never depends on what surrounds it); any other text is looked for
+    /// message by message.
+    fn may_hold(&self, messages: &str) -> bool {
+        match &self.needle {
+            Some(n)
+                if n.bytes()
+                    .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') =>
+            {
+                messages.to_lowercase().contains(n.as_str())
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether the message `id`, received at `at`, is listed.
+    fn matches(&self, id: i64, e: &Entry, at: DateTime<Utc>) -> bool {
+        let f = self.filter;
+        f.before.is_none_or(|b| id < b)
+            && f.after.is_none_or(|a| id > a)
+            && f.host.as_ref().is_none_or(|h| &e.host == h)
+            && f.severity
+                .is_none_or(|s| e.severity.is_some_and(|m| m <= s))
+            && f.facility.is_none_or(|w| e.facility == Some(w))
+            && f.app
+                .as_ref()
+                .is_none_or(|a| e.app_name.as_ref() == Some(a))
+            && f.from.is_none_or(|t| at >= t)
+            && f.to.is_none_or(|t| at < t)
+            && self
+                .needle
+                .as_ref()
+                .is_none_or(|n| e.message.to_lowercase().contains(n.as_str()))
+    }
+}
+
 /// Messages matching `filter`, newest first (by id: the order of reception).
 ///
-/// A filter on the host, severity, facility or reception time first reads which blocks (one per
-/// stored batch, see [`Block`]) can hold a match, newest first, and then only their id ranges
-/// (adjacent blocks read together), until the page is full. Other filters (text, application)
-/// read the messages newest first, bounded by the page size.
+/// Reads which blocks can hold a match (by host, severity, facility, reception time and id),
+/// newest first, then their messages, until the page is full. The text and the application are
+/// looked for in the messages themselves.
 pub async fn list(store: &Store, filter: &LogFilter) -> Result<Vec<StoredMessage>, StoreError> {
     let limit = filter.limit as usize;
-    if !narrows_blocks(filter) {
-        return messages_in(store, filter, None, limit).await;
-    }
+    let matcher = Matcher::new(filter);
     let mut found = Vec::new();
     let mut below = filter.before;
     let mut step = BLOCKS_FIRST_STEP;
     while found.len() < limit {
         let blocks = candidate_blocks(store, filter, below, step).await?;
-        for range in adjacent_runs(&blocks) {
-            let rows = messages_in(store, filter, Some(range), limit - found.len()).await?;
-            found.extend(rows);
-            if found.len() >= limit {
-                break;
+        for &first in &blocks {
+            // Gone (purged, or trimmed to a new first id) since the candidates were read.
+            let Some(messages) = block_messages(store, first).await? else {
+                continue;
+            };
+            if !matcher.may_hold(&messages) {
+                continue;
+            }
+            let entries = entries(first, &messages)?;
+            drop(messages);
+            for (n, e) in entries.into_iter().enumerate().rev() {
+                let id = first + n as i64;
+                let at = e.received_at(first)?;
+                if matcher.matches(id, &e, at) {
+                    found.push(e.into_stored(id, at));
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                }
             }
         }
         match blocks.last() {
-            Some(&(oldest, _)) if (blocks.len() as i64) == step => below = Some(oldest),
+            Some(&oldest) if (blocks.len() as i64) == step => below = Some(oldest),
             // Fewer than asked: there are no older ones.
             _ => break,
         }
@@ -475,23 +663,14 @@ pub async fn list(store: &Store, filter: &LogFilter) -> Result<Vec<StoredMessage
     Ok(found)
 }
 
-/// Whether the blocks can rule out part of the table for `filter`.
-fn narrows_blocks(filter: &LogFilter) -> bool {
-    filter.host.is_some()
-        || filter.severity.is_some()
-        || filter.facility.is_some()
-        || filter.from.is_some()
-        || filter.to.is_some()
-}
-
-/// The id ranges (`first_id`, `last_id`) of at most `count` blocks that can hold a message
-/// matching `filter` with an id below `below`, newest first.
+/// The first ids of at most `count` blocks that can hold a message matching `filter` with an id
+/// below `below`, newest first.
 async fn candidate_blocks(
     store: &Store,
     filter: &LogFilter,
     below: Option<i64>,
     count: i64,
-) -> Result<Vec<(i64, i64)>, StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let mut w = Where::new(store.backend());
     if let Some(h) = &filter.host {
         let pattern = format!(
@@ -527,200 +706,218 @@ async fn candidate_blocks(
         w.add(|m| format!("last_id > {m}"), Param::Int(id));
     }
     let sql = format!(
-        "SELECT first_id, last_id FROM syslog_blocks {} ORDER BY first_id DESC LIMIT {count}",
+        "SELECT first_id FROM syslog_blocks {} ORDER BY first_id DESC LIMIT {count}",
         w.sql()
     );
     Ok(on_pool!(store, pool => {
-        bind_params!(sqlx::query_as::<_, (i64, i64)>(AssertSqlSafe(sql)), w.params)
+        bind_params!(sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql)), w.params)
             .fetch_all(pool)
             .await
     })?)
 }
 
-/// Blocks (newest first) merged into runs of consecutive ids, newest first.
-fn adjacent_runs(blocks: &[(i64, i64)]) -> Vec<(i64, i64)> {
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    for &(first, last) in blocks {
-        match runs.last_mut() {
-            Some(run) if last.saturating_add(1) == run.0 => run.0 = first,
-            _ => runs.push((first, last)),
-        }
-    }
-    runs
+/// The JSON array of the block that starts at `first_id`, if it still does.
+async fn block_messages(store: &Store, first_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(on_pool!(store, pool => sqlx::query_scalar(
+        "SELECT messages FROM syslog_blocks WHERE first_id = $1",
+    )
+    .bind(first_id)
+    .fetch_optional(pool)
+    .await)?)
 }
 
-/// At most `limit` messages matching `filter`, newest first, with ids in `range` when given.
-async fn messages_in(
-    store: &Store,
-    filter: &LogFilter,
-    range: Option<(i64, i64)>,
-    limit: usize,
-) -> Result<Vec<StoredMessage>, StoreError> {
-    let mut w = Where::new(store.backend());
-    if let Some((first, last)) = range {
-        w.add(|m| format!("id >= {m}"), Param::Int(first));
-        w.add(|m| format!("id <= {m}"), Param::Int(last));
-    }
-    if let Some(h) = &filter.host {
-        w.add(|m| format!("host = {m}"), Param::Text(h.clone()));
-    }
-    if let Some(s) = filter.severity {
-        w.add(|m| format!("severity <= {m}"), Param::Int(i64::from(s)));
-    }
-    if let Some(f) = filter.facility {
-        w.add(|m| format!("facility = {m}"), Param::Int(i64::from(f)));
-    }
-    if let Some(a) = &filter.app {
-        w.add(|m| format!("app_name = {m}"), Param::Text(a.clone()));
-    }
-    if let Some(text) = &filter.text {
-        let pattern = format!("%{}%", vigie_core::store::like_escape(&text.to_lowercase()));
-        w.add(
-            |m| format!("LOWER(message) LIKE {m} ESCAPE '\\'"),
-            Param::Text(pattern),
-        );
-    }
-    if let Some(t) = filter.from {
-        w.add(|m| format!("received_at >= {m}"), Param::Time(t));
-    }
-    if let Some(t) = filter.to {
-        w.add(|m| format!("received_at < {m}"), Param::Time(t));
-    }
-    if let Some(id) = filter.before {
-        w.add(|m| format!("id < {m}"), Param::Int(id));
-    }
-    if let Some(id) = filter.after {
-        w.add(|m| format!("id > {m}"), Param::Int(id));
-    }
-    let sql = format!(
-        "SELECT {SELECT_COLUMNS} FROM syslog_messages {} ORDER BY id DESC LIMIT {limit}",
-        w.sql()
-    );
-    let rows = on_pool!(store, pool => {
-        bind_params!(sqlx::query_as::<_, Row>(AssertSqlSafe(sql)), w.params)
-            .fetch_all(pool)
-            .await
-    })?;
-    Ok(rows.into_iter().map(StoredMessage::from).collect())
-}
-
-/// The smallest and largest id: the table only loses rows at its old end, so `max − min + 1`
-/// is its row count (up to the ids a failed PostgreSQL transaction skipped), read from the
-/// primary key without counting.
+/// The smallest and largest id stored: messages only leave from the old end, so `max − min + 1`
+/// is about their number, read from the blocks' key without counting.
 pub async fn id_range(store: &Store) -> Result<Option<(i64, i64)>, StoreError> {
     let (min, max): (Option<i64>, Option<i64>) = on_pool!(store, pool => sqlx::query_as(
-        "SELECT MIN(id), MAX(id) FROM syslog_messages",
+        "SELECT (SELECT first_id FROM syslog_blocks ORDER BY first_id LIMIT 1), \
+                (SELECT last_id FROM syslog_blocks ORDER BY first_id DESC LIMIT 1)",
     )
     .fetch_one(pool)
     .await)?;
     Ok(min.zip(max))
 }
 
-/// The exact number of rows (a full count: for tests and small tables).
+/// The exact number of messages.
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
     Ok(on_pool!(store, pool => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM syslog_messages",
+        "SELECT CAST(COALESCE(SUM(last_id - first_id + 1), 0) AS BIGINT) FROM syslog_blocks",
     )
     .fetch_one(pool)
     .await)?)
 }
 
-/// The average size of a row in bytes, from the newest `sample` rows: its texts plus
-/// [`ROW_OVERHEAD`]. `None` on an empty table.
-pub async fn average_row_bytes(store: &Store, sample: i64) -> Result<Option<i64>, StoreError> {
-    let avg: Option<i64> = on_pool!(store, pool => sqlx::query_scalar(
-        "SELECT CAST(AVG(octet_length(raw) + octet_length(message) + octet_length(host) \
-             + octet_length(sender) + COALESCE(octet_length(structured_data), 0) \
-             + COALESCE(octet_length(app_name), 0) + COALESCE(octet_length(proc_id), 0) \
-             + COALESCE(octet_length(msg_id), 0)) AS BIGINT) \
-         FROM (SELECT raw, message, host, sender, structured_data, app_name, proc_id, msg_id \
-               FROM syslog_messages ORDER BY id DESC LIMIT $1) AS newest",
+/// Blocks read for the average size of a message.
+const SIZE_SAMPLE_BLOCKS: i64 = 16;
+
+/// The average size of a message in bytes, from the newest blocks: its share of its block's
+/// JSON array plus [`ROW_OVERHEAD`]. `None` when nothing is stored.
+pub async fn average_row_bytes(store: &Store) -> Result<Option<i64>, StoreError> {
+    let (bytes, messages): (Option<i64>, Option<i64>) = on_pool!(store, pool => sqlx::query_as(
+        "SELECT CAST(SUM(bytes) AS BIGINT), CAST(SUM(last_id - first_id + 1) AS BIGINT) \
+         FROM (SELECT bytes, first_id, last_id FROM syslog_blocks \
+               ORDER BY first_id DESC LIMIT $1) AS newest",
     )
-    .bind(sample)
+    .bind(SIZE_SAMPLE_BLOCKS)
     .fetch_one(pool)
     .await)?;
-    Ok(avg.map(|a| a + ROW_OVERHEAD))
+    Ok(match (bytes, messages) {
+        (Some(b), Some(n)) if n > 0 => Some(b / n + ROW_OVERHEAD),
+        _ => None,
+    })
 }
 
-/// What a row costs besides its texts: the times, numbers and row header (the indexes gave way
-/// to one block row per batch, a byte or two a message). An estimate; the point is a stable bound.
-pub const ROW_OVERHEAD: i64 = 100;
+/// What a message costs besides its share of the JSON array: the block's own row, its summary
+/// and the pages' slack, shared by hundreds. An estimate; the point is a stable bound.
+pub const ROW_OVERHEAD: i64 = 8;
 
-/// Deletes at most `chunk` of the oldest messages received before `cutoff`, and the blocks left
-/// empty, in one transaction; how many messages went. Only the blocks that began before the
-/// cutoff can hold such messages: the scan ends with them.
-pub async fn delete_received_before(
-    store: &Store,
-    cutoff: DateTime<Utc>,
-    chunk: i64,
-) -> Result<u64, StoreError> {
-    let mut tx = store.begin().await?;
-    let deleted = on_tx!(&mut tx, conn => sqlx::query(
-        "DELETE FROM syslog_messages WHERE id IN \
-         (SELECT id FROM syslog_messages \
-          WHERE id <= (SELECT MAX(last_id) FROM syslog_blocks WHERE received_from < $1) \
-            AND received_at < $1 \
-          ORDER BY id LIMIT $2)",
-    )
-    .bind(cutoff)
-    .bind(chunk)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    drop_empty_blocks(&mut tx).await?;
-    tx.commit().await?;
-    Ok(deleted)
-}
-
-/// Deletes the messages whose id is below `bound` (the oldest ones) and the blocks left empty,
-/// in one transaction; how many messages went.
-pub async fn delete_ids_below(store: &Store, bound: i64) -> Result<u64, StoreError> {
-    let mut tx = store.begin().await?;
-    let deleted = on_tx!(&mut tx, conn => sqlx::query(
-        "DELETE FROM syslog_messages WHERE id < $1",
-    )
-    .bind(bound)
-    .execute(conn)
-    .await
-    .map(|r| r.rows_affected()))?;
-    drop_empty_blocks(&mut tx).await?;
-    tx.commit().await?;
-    Ok(deleted)
-}
-
-/// Deletes the blocks whose ids are all below the oldest message (every block when there is
-/// none left: SQLite may then give the next message id 1 again).
-async fn drop_empty_blocks(tx: &mut StoreTx) -> Result<(), StoreError> {
+/// Records that ids up to `last` were purged (the next ids follow them even with no block left).
+async fn record_purged(tx: &mut StoreTx, last: i64) -> Result<(), StoreError> {
     on_tx!(tx, conn => sqlx::query(
-        "DELETE FROM syslog_blocks WHERE last_id < \
-         (SELECT COALESCE(MIN(id), 9223372036854775807) FROM syslog_messages)",
+        "UPDATE syslog_last_purged SET last_id = $1 WHERE last_id < $1",
     )
+    .bind(last)
     .execute(conn)
     .await
     .map(drop))?;
     Ok(())
 }
 
-/// The statement that makes blocks of 1024 ids for every message of `schema`'s table (`main`,
-/// or an attached file), whose blocks were deleted first: after messages were moved in from
-/// elsewhere. SQLite dialect, the statement of `migrations/sqlite-syslog/0002_syslog_blocks.sql`
-/// with this module's host bounds.
-pub(crate) fn sqlite_all_blocks(schema: &str) -> String {
-    format!(
-        "WITH host_lists AS ( \
-             SELECT k, COUNT(*) AS n, group_concat(host, char(31)) AS list \
-             FROM (SELECT DISTINCT id / 1024 AS k, host FROM {schema}.syslog_messages) \
-             GROUP BY k) \
-         INSERT INTO {schema}.syslog_blocks \
-             (first_id, last_id, received_from, received_to, hosts, severities, facilities) \
-         SELECT MIN(m.id), MAX(m.id), MIN(m.received_at), MAX(m.received_at), \
-                CASE WHEN l.n <= {BLOCK_HOSTS_MAX} AND length(l.list) <= {BLOCK_HOSTS_MAX_BYTES} \
-                     THEN char(31) || l.list || char(31) END, \
-                COALESCE(SUM(DISTINCT 1 << m.severity), 0), \
-                COALESCE(SUM(DISTINCT 1 << m.facility), 0) \
-         FROM {schema}.syslog_messages AS m JOIN host_lists AS l ON l.k = m.id / 1024 \
-         GROUP BY m.id / 1024, l.n, l.list"
+/// Deletes the blocks `statement` selects (with `params`); how many messages they held and
+/// their largest id.
+async fn delete_blocks(
+    tx: &mut StoreTx,
+    statement: &'static str,
+    params: &[Param],
+) -> Result<(u64, i64), StoreError> {
+    let gone: Vec<(i64, i64)> = on_tx!(tx, conn => {
+        bind_params!(sqlx::query_as::<_, (i64, i64)>(statement), params.iter().cloned())
+            .fetch_all(conn)
+            .await
+    })?;
+    let messages = gone.iter().map(|(f, l)| (l - f + 1).max(0) as u64).sum();
+    let last = gone.iter().map(|&(_, l)| l).max().unwrap_or(0);
+    Ok((messages, last))
+}
+
+/// Removes the `n` oldest of `entries`, the messages of the block that starts at `first_id`: the
+/// block is written again with what is left, from the id `first_id + n`.
+async fn trim_block(
+    tx: &mut StoreTx,
+    first_id: i64,
+    mut entries: Vec<Entry>,
+    n: usize,
+) -> Result<(), StoreError> {
+    let n = n.min(entries.len());
+    let kept = entries.split_off(n);
+    on_tx!(tx, conn => sqlx::query("DELETE FROM syslog_blocks WHERE first_id = $1")
+        .bind(first_id)
+        .execute(conn)
+        .await
+        .map(drop))?;
+    if let Some(block) = Block::of_entries(first_id, &kept)? {
+        insert_block(tx, first_id + n as i64, block).await?;
+    }
+    Ok(())
+}
+
+/// Deletes, in one transaction, the oldest messages received before `cutoff`: the blocks
+/// entirely older whose ids are within `chunk` of the oldest such block's, or else, when there
+/// is none, the messages before the cutoff at the start of the block it cuts through. How many
+/// messages went. Messages go in id order: one received out of order in a block (a few
+/// milliseconds apart across connections) waits for those before it.
+pub async fn delete_received_before(
+    store: &Store,
+    cutoff: DateTime<Utc>,
+    chunk: i64,
+) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    lock_blocks(&mut tx).await?;
+    let oldest: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
+        "SELECT first_id FROM syslog_blocks WHERE received_to < $1 ORDER BY first_id LIMIT 1",
     )
+    .bind(cutoff)
+    .fetch_optional(conn)
+    .await)?;
+    let (deleted, last) = match oldest {
+        Some(start) => {
+            delete_blocks(
+                &mut tx,
+                "DELETE FROM syslog_blocks \
+                 WHERE first_id >= $1 AND first_id < $2 AND received_to < $3 \
+                 RETURNING first_id, last_id",
+                &[
+                    Param::Int(start),
+                    Param::Int(start.saturating_add(chunk.max(1))),
+                    Param::Time(cutoff),
+                ],
+            )
+            .await?
+        }
+        None => {
+            let cut: Option<(i64, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
+                "SELECT first_id, messages FROM syslog_blocks WHERE received_from < $1 \
+                 ORDER BY first_id LIMIT 1",
+            )
+            .bind(cutoff)
+            .fetch_optional(conn)
+            .await)?;
+            match cut {
+                Some((first, messages)) => {
+                    let entries = entries(first, &messages)?;
+                    let mut old = 0;
+                    for e in &entries {
+                        if e.received_at(first)? >= cutoff {
+                            break;
+                        }
+                        old += 1;
+                    }
+                    if old > 0 {
+                        trim_block(&mut tx, first, entries, old).await?;
+                    }
+                    (old as u64, first + old as i64 - 1)
+                }
+                None => (0, 0),
+            }
+        }
+    };
+    if deleted > 0 {
+        record_purged(&mut tx, last).await?;
+    }
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Deletes the messages whose id is below `bound` (the oldest ones) in one transaction: the
+/// blocks entirely below, and the start of the one it cuts through. How many messages went.
+pub async fn delete_ids_below(store: &Store, bound: i64) -> Result<u64, StoreError> {
+    let mut tx = store.begin().await?;
+    lock_blocks(&mut tx).await?;
+    let (mut deleted, mut last) = delete_blocks(
+        &mut tx,
+        "DELETE FROM syslog_blocks WHERE last_id < $1 RETURNING first_id, last_id",
+        &[Param::Int(bound)],
+    )
+    .await?;
+    let cut: Option<(i64, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT first_id, messages FROM syslog_blocks WHERE first_id < $1 \
+         ORDER BY first_id DESC LIMIT 1",
+    )
+    .bind(bound)
+    .fetch_optional(conn)
+    .await)?;
+    if let Some((first, messages)) = cut {
+        // Every block below the bound is gone: this one reaches past it.
+        let n = (bound - first) as usize;
+        trim_block(&mut tx, first, entries(first, &messages)?, n).await?;
+        deleted += n as u64;
+        last = last.max(bound - 1);
+    }
+    if deleted > 0 {
+        record_purged(&mut tx, last).await?;
+    }
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 #[cfg(test)]
@@ -748,7 +945,7 @@ mod tests {
             received("<190>Oct 11 22:14:15 sw-b app: noise", 9),
             received("no header", 4),
         ];
-        let block = Block::of(&batch).unwrap();
+        let block = Block::of(&batch).unwrap().unwrap();
         assert_eq!(block.received_from.timestamp(), 1_800_000_002);
         assert_eq!(block.received_to.timestamp(), 1_800_000_009);
         assert_eq!(
@@ -772,7 +969,9 @@ mod tests {
             block.facilities & (1 << 4 | 1 << 1 | 1 << 23),
             1 << 4 | 1 << 1 | 1 << 23
         );
-        assert_eq!(Block::of(&[]), None);
+        assert_eq!(block.count, 4);
+        assert_eq!(block.bytes(), block.messages.len() as i64);
+        assert_eq!(Block::of(&[]).unwrap(), None);
     }
 
     #[test]
@@ -780,36 +979,117 @@ mod tests {
         let many: Vec<_> = (0..=BLOCK_HOSTS_MAX)
             .map(|n| received(&format!("<13>Oct 11 22:14:15 h{n} app: x"), 0))
             .collect();
-        assert_eq!(Block::of(&many).unwrap().hosts, None);
+        assert_eq!(Block::of(&many).unwrap().unwrap().hosts, None);
         assert!(
-            Block::of(&many[1..]).unwrap().hosts.is_some(),
+            Block::of(&many[1..]).unwrap().unwrap().hosts.is_some(),
             "64 are listed"
         );
         let long = "x".repeat(200);
         let wide: Vec<_> = (0..30)
             .map(|n| received(&format!("<13>Oct 11 22:14:15 {long}{n} app: x"), 0))
             .collect();
-        assert_eq!(Block::of(&wide).unwrap().hosts, None, "past 4096 bytes");
-    }
-
-    #[test]
-    fn adjacent_blocks_are_read_together() {
         assert_eq!(
-            adjacent_runs(&[(21, 30), (11, 20), (1, 5), (-3, 0)]),
-            [(11, 30), (-3, 5)]
+            Block::of(&wide).unwrap().unwrap().hosts,
+            None,
+            "past 4096 bytes"
         );
-        assert_eq!(adjacent_runs(&[(30, 30), (10, 20)]), [(30, 30), (10, 20)]);
-        assert!(adjacent_runs(&[]).is_empty());
     }
 
     #[test]
-    fn statements_come_in_few_shapes() {
-        let sizes = |n| chunks(n).into_iter().map(|r| r.len()).collect::<Vec<_>>();
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(700), [512, 128, 32, 16, 8, 4]);
-        assert_eq!(sizes(2500), [1024, 1024, 256, 128, 64, 4]);
-        assert_eq!(chunks(2500).last().map(|r| r.end), Some(2500));
+    fn a_block_reads_back_every_field() {
+        let mut cut = received(
+            r#"<165>1 2003-10-11T22:14:15.003+02:00 mymachine evntslog 1234 ID47 [ex@1 iut="3" q="a \"b\" \\ é"] An "event" é"#,
+            7,
+        );
+        cut.truncated = true;
+        let batch = [cut, received("no header\u{0}at all", 8)];
+        let block = Block::of(&batch).unwrap().unwrap();
+        let read = entries(1, &block.messages).unwrap();
+        assert_eq!(read.len(), 2);
+        for (n, (e, m)) in read.into_iter().zip(&batch).enumerate() {
+            let at = e.received_at(1).unwrap();
+            let s = e.into_stored(10 + n as i64, at);
+            assert_eq!(s.id, 10 + n as i64);
+            assert_eq!(
+                s.received_at,
+                vigie_core::time::to_store_precision(m.received_at)
+            );
+            assert_eq!(s.sender, "192.0.2.1:514");
+            assert_eq!(s.transport, "tcp");
+            assert_eq!(s.host, m.host);
+            assert_eq!(s.facility, m.facility.map(i32::from));
+            assert_eq!(s.severity, m.severity.map(i32::from));
+            assert_eq!(
+                s.timestamp,
+                m.timestamp
+                    .map(|t| vigie_core::time::to_store_precision(t.to_utc()))
+            );
+            assert_eq!(s.app_name, m.app_name);
+            assert_eq!(s.proc_id, m.proc_id);
+            assert_eq!(s.msg_id, m.msg_id);
+            let sd =
+                (!m.structured_data.is_empty()).then(|| Value::Object(m.structured_data.clone()));
+            assert_eq!(s.structured_data, sd);
+            assert_eq!(s.message, m.message);
+            assert_eq!(s.raw, m.raw);
+            assert_eq!(s.variant, m.protocol.name());
+            assert_eq!(s.truncated, m.truncated);
+        }
+        // What a purge writes again of stored entries is what was written.
+        let again = Block::of_entries(1, &entries(1, &block.messages).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, block);
+    }
+
+    #[test]
+    fn times_are_written_as_the_store_keeps_them() {
+        for (seconds, nanos) in [(1_800_000_000, 1500), (0, 0), (1_800_000_059, 999_999_999)] {
+            let t = DateTime::from_timestamp(seconds, nanos).unwrap();
+            let text = StoreTime(t).to_string();
+            assert_eq!(
+                text,
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+            );
+            assert_eq!(
+                parse_time(&text),
+                Some(vigie_core::time::to_store_precision(t))
+            );
+        }
+        let far = DateTime::from_timestamp(400_000_000_000, 0).unwrap();
+        assert_eq!(
+            parse_time(&StoreTime(far).to_string()).is_some(),
+            far.year() <= 9999
+        );
+    }
+
+    #[test]
+    fn the_text_is_looked_for_in_whole_blocks_only_when_that_is_exact() {
+        let batch = [received(
+            "<13>Oct 11 22:14:15 h app: Temperature HIGH on \"A\"",
+            0,
+        )];
+        let block = Block::of(&batch).unwrap().unwrap();
+        let matcher = |text: &str| {
+            let filter = LogFilter {
+                text: Some(text.to_owned()),
+                ..LogFilter::default()
+            };
+            let m = Matcher::new(&filter);
+            m.may_hold(&block.messages)
+        };
+        assert!(matcher("high on"));
+        assert!(!matcher("cold"));
+        // A quote is written escaped: not looked for in the array.
+        assert!(matcher("nothing \"like"));
+        // The Kelvin sign lowercases to an ASCII k: the whole array is lowercased the same way.
+        let kelvin = [received("<13>Oct 11 22:14:15 h app: 300 \u{212a}", 0)];
+        let block = Block::of(&kelvin).unwrap().unwrap();
+        let filter = LogFilter {
+            text: Some("300 k".into()),
+            ..LogFilter::default()
+        };
+        assert!(Matcher::new(&filter).may_hold(&block.messages));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Retention of the stored messages: by age and by total size, purged in the background.
 //!
-//! Every purge deletes from the old end in chunks of `purge_chunk` rows, each its own short
-//! statement, with a pause between chunks: the writer of new messages never waits long behind a
-//! purge, and no statement holds locks on a large part of the table. Purges are counted in
-//! `vigie_syslog_purged_total{reason="age"|"size"}`.
+//! Every purge deletes from the old end in chunks of about `purge_chunk` messages (whole blocks,
+//! and the start of the block a bound cuts through), each chunk its own short transaction, with a
+//! pause between chunks: the writer of new messages never waits long behind a purge. Purges are
+//! counted in `vigie_syslog_purged_total{reason="age"|"size"}`.
 //!
-//! The size bound is approximate by design: the row count is read from the id range (the table
-//! only loses rows at its old end) and the bytes are that count times the average size of the
-//! newest rows (texts plus [`crate::repo::ROW_OVERHEAD`]); exact sums would scan the table.
+//! The size bound is approximate by design: the message count is read from the id range
+//! (messages only leave from the old end) and the bytes are that count times the average size of
+//! a message in the newest blocks (its share of the JSON array plus
+//! [`crate::repo::ROW_OVERHEAD`]); exact sums would read every block.
 
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ pub struct Retention {
     pub max_bytes: u64,
     /// How often the purge runs.
     pub interval: Duration,
-    /// Rows deleted per statement.
+    /// Messages deleted per transaction, about (whole blocks go).
     pub chunk: u32,
     /// The pause between two chunks.
     pub pause: Duration,
@@ -54,9 +55,6 @@ pub struct Purged {
     pub by_size: u64,
 }
 
-/// Rows sampled for the average row size.
-const SIZE_SAMPLE: i64 = 1000;
-
 /// Runs one purge now: first by age, then by size.
 pub async fn purge(store: &Store, retention: &Retention) -> Result<Purged, StoreError> {
     let chunk = i64::from(retention.chunk.max(1));
@@ -67,7 +65,7 @@ pub async fn purge(store: &Store, retention: &Retention) -> Result<Purged, Store
             let n = repo::delete_received_before(store, cutoff, chunk).await?;
             purged.by_age += n;
             metrics::counter!("vigie_syslog_purged_total", "reason" => "age").increment(n);
-            if n < chunk as u64 {
+            if n == 0 {
                 break;
             }
             tokio::time::sleep(retention.pause).await;
@@ -84,7 +82,7 @@ pub async fn purge(store: &Store, retention: &Retention) -> Result<Purged, Store
                 keep = keep.min(i64::try_from(retention.max_rows).unwrap_or(i64::MAX));
             }
             if retention.max_bytes > 0
-                && let Some(avg) = repo::average_row_bytes(store, SIZE_SAMPLE).await?
+                && let Some(avg) = repo::average_row_bytes(store).await?
             {
                 let bytes = i64::try_from(retention.max_bytes).unwrap_or(i64::MAX);
                 keep = keep.min(bytes / avg.max(1));

@@ -280,8 +280,8 @@ async fn a_blocked_store_slows_tcp_down_and_loses_nothing() {
             // SQLite: any write takes the database's write lock; PostgreSQL: a lock that
             // conflicts with inserts.
             let sql = match store.backend() {
-                Backend::Sqlite => "DELETE FROM syslog_messages",
-                Backend::Postgres => "LOCK TABLE syslog_messages IN SHARE ROW EXCLUSIVE MODE",
+                Backend::Sqlite => "DELETE FROM syslog_blocks",
+                Backend::Postgres => "LOCK TABLE syslog_blocks IN SHARE ROW EXCLUSIVE MODE",
             };
             vigie_core::on_tx!(&mut tx, conn => sqlx::query(sql).execute(&mut *conn).await.map(drop))
                 .unwrap();

@@ -195,10 +195,7 @@ async fn the_size_limit_is_kept_approximately() {
         .map(|n| message(&format!("<13>Oct 11 22:14:15 h app: {n:04} {text}"), now))
         .collect();
     repo::insert_batch(&h.store, &batch).await.unwrap();
-    let avg = repo::average_row_bytes(&h.store, 1000)
-        .await
-        .unwrap()
-        .unwrap();
+    let avg = repo::average_row_bytes(&h.store).await.unwrap().unwrap();
     // message (~905 bytes) and raw (~930) plus the rest.
     assert!((1800..2200).contains(&avg), "{avg}");
     // Room for about 200 rows.
