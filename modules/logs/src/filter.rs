@@ -5,7 +5,7 @@
 //! - `severity=N` (a number 0–7 or a name, `err`): N **or more severe**, i.e. numeric ≤ N, as
 //!   operators think of "errors and worse";
 //! - `facility`: one facility, by number (0–23) or name (`auth`, `local7`);
-//! - `q`: text searched in the message, case-insensitively (ASCII case on SQLite);
+//! - `q`: text searched in the message, case-insensitively (Unicode lowercase);
 //! - `from`, `to`: reception time, `from` included, `to` excluded; RFC 3339 in the API, also the
 //!   browser's `datetime-local` (`2026-11-21T08:30`) or a bare date in the viewer's time zone;
 //! - `before`, `after`: keyset bounds on the id (older than / newer than);

@@ -1,5 +1,5 @@
 //! The syslog messages on the hub's side: every message the built-in receiver
-//! (`vigie-syslog`) takes is stored in `syslog_messages`, kept as long as the retention allows,
+//! (`vigie-syslog`) takes is stored (one block per batch, see [`repo`]), kept as long as the retention allows,
 //! qualified through the ingestion pipeline like any other source, and shown to operators.
 //!
 //! - [`start`]: starts the receiver, its consumer ([`consumer`]: store in batches, then submit to
@@ -10,9 +10,10 @@
 //! - [`repo`]: every statement on the module's table; [`filter`]: the list's filters.
 //! - [`MessagesStore`]: where the table lives (on SQLite, a file of its own next to the hub's).
 //!
-//! Owns the tables `syslog_messages` and `syslog_blocks` (a summary of each stored batch that
-//! takes the place of indexes; `migrations/sqlite-syslog`, in its own SQLite file; migrations
-//! 0003 and 0015 in the hub's PostgreSQL database).
+//! Owns the tables `syslog_blocks` (one row per stored batch: its messages as a JSON array and a
+//! summary of them that takes the place of indexes) and `syslog_last_purged`, and the view
+//! `syslog_messages` (one row per message, for queries by hand): `migrations/sqlite-syslog`, in
+//! its own SQLite file; migrations 0003, 0015 and 0016 in the hub's PostgreSQL database.
 
 pub mod api;
 pub mod consumer;

@@ -13,6 +13,7 @@
 //! Written once for both backends (`on_pool!`, `on_tx!`); statements built at run time only add
 //! parameter markers ([`Marks`]), never values.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -58,23 +59,35 @@ pub struct StoredMessage {
 }
 
 /// One message of a block's JSON array, as read back: an array of 15 values in this order (the
-/// columns of the view `syslog_messages`). Times are RFC 3339 texts in UTC.
+/// columns of the view `syslog_messages`). Times are RFC 3339 texts in UTC. Texts borrow from the
+/// array where JSON needs no unescaping: a list reads whole blocks and keeps few of their messages.
 #[derive(Debug, Deserialize)]
-struct Entry {
-    received_at: String,
-    sender: String,
-    transport: String,
-    host: String,
+struct Entry<'a> {
+    #[serde(borrow)]
+    received_at: Cow<'a, str>,
+    #[serde(borrow)]
+    sender: Cow<'a, str>,
+    #[serde(borrow)]
+    transport: Cow<'a, str>,
+    #[serde(borrow)]
+    host: Cow<'a, str>,
     facility: Option<u8>,
     severity: Option<u8>,
-    timestamp: Option<String>,
-    app_name: Option<String>,
-    proc_id: Option<String>,
-    msg_id: Option<String>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    app_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    proc_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    msg_id: Option<Cow<'a, str>>,
     structured_data: Option<Value>,
-    message: String,
-    raw: String,
-    variant: String,
+    #[serde(borrow)]
+    message: Cow<'a, str>,
+    #[serde(borrow)]
+    raw: Cow<'a, str>,
+    #[serde(borrow)]
+    variant: Cow<'a, str>,
     truncated: bool,
 }
 
@@ -181,7 +194,7 @@ impl<'a> EntryRef<'a> {
         }
     }
 
-    fn stored(e: &'a Entry) -> EntryRef<'a> {
+    fn stored(e: &'a Entry<'_>) -> EntryRef<'a> {
         EntryRef {
             received_at: Time::Text(&e.received_at),
             sender: &e.sender,
@@ -232,7 +245,7 @@ fn unreadable(first_id: i64, problem: impl fmt::Display) -> StoreError {
     ))
 }
 
-impl Entry {
+impl Entry<'_> {
     fn received_at(&self, first_id: i64) -> Result<DateTime<Utc>, StoreError> {
         parse_time(&self.received_at).ok_or_else(|| {
             unreadable(
@@ -247,28 +260,28 @@ impl Entry {
         StoredMessage {
             id,
             received_at,
-            sender: self.sender,
-            transport: self.transport,
-            host: self.host,
+            sender: self.sender.into_owned(),
+            transport: self.transport.into_owned(),
+            host: self.host.into_owned(),
             facility: self.facility.map(i32::from),
             facility_name: name(self.facility, facility_name),
             severity: self.severity.map(i32::from),
             severity_name: name(self.severity, severity_name),
             timestamp: self.timestamp.as_deref().and_then(parse_time),
-            app_name: self.app_name,
-            proc_id: self.proc_id,
-            msg_id: self.msg_id,
+            app_name: self.app_name.map(Cow::into_owned),
+            proc_id: self.proc_id.map(Cow::into_owned),
+            msg_id: self.msg_id.map(Cow::into_owned),
             structured_data: self.structured_data,
-            message: self.message,
-            raw: self.raw,
-            variant: self.variant,
+            message: self.message.into_owned(),
+            raw: self.raw.into_owned(),
+            variant: self.variant.into_owned(),
             truncated: self.truncated,
         }
     }
 }
 
 /// The messages of the block that starts at `first_id`, in id order.
-fn entries(first_id: i64, messages: &str) -> Result<Vec<Entry>, StoreError> {
+fn entries(first_id: i64, messages: &str) -> Result<Vec<Entry<'_>>, StoreError> {
     serde_json::from_str(messages).map_err(|e| unreadable(first_id, e))
 }
 
@@ -404,7 +417,7 @@ impl Block {
 
     /// The block of stored `entries` (what is left of one after a purge), read from its first
     /// id `first_id`.
-    fn of_entries(first_id: i64, entries: &[Entry]) -> Result<Option<Block>, StoreError> {
+    fn of_entries(first_id: i64, entries: &[Entry<'_>]) -> Result<Option<Block>, StoreError> {
         let mut summary = Summary::new();
         for e in entries {
             summary.add(e.received_at(first_id)?, &e.host, e.severity, e.facility);
@@ -598,24 +611,27 @@ impl<'a> Matcher<'a> {
         }
     }
 
-    /// Whether the message `id`, received at `at`, is listed.
-    fn matches(&self, id: i64, e: &Entry, at: DateTime<Utc>) -> bool {
+    /// Whether the message `id` is listed, its reception time apart ([`Matcher::received`]).
+    fn matches(&self, id: i64, e: &Entry<'_>) -> bool {
         let f = self.filter;
         f.before.is_none_or(|b| id < b)
             && f.after.is_none_or(|a| id > a)
-            && f.host.as_ref().is_none_or(|h| &e.host == h)
+            && f.host.as_ref().is_none_or(|h| e.host == h.as_str())
             && f.severity
                 .is_none_or(|s| e.severity.is_some_and(|m| m <= s))
             && f.facility.is_none_or(|w| e.facility == Some(w))
             && f.app
                 .as_ref()
-                .is_none_or(|a| e.app_name.as_ref() == Some(a))
-            && f.from.is_none_or(|t| at >= t)
-            && f.to.is_none_or(|t| at < t)
+                .is_none_or(|a| e.app_name.as_deref() == Some(a.as_str()))
             && self
                 .needle
                 .as_ref()
                 .is_none_or(|n| e.message.to_lowercase().contains(n.as_str()))
+    }
+
+    /// Whether a message received at `at` is within the time range.
+    fn received(&self, at: DateTime<Utc>) -> bool {
+        self.filter.from.is_none_or(|t| at >= t) && self.filter.to.is_none_or(|t| at < t)
     }
 }
 
@@ -641,11 +657,13 @@ pub async fn list(store: &Store, filter: &LogFilter) -> Result<Vec<StoredMessage
                 continue;
             }
             let entries = entries(first, &messages)?;
-            drop(messages);
             for (n, e) in entries.into_iter().enumerate().rev() {
                 let id = first + n as i64;
+                if !matcher.matches(id, &e) {
+                    continue;
+                }
                 let at = e.received_at(first)?;
-                if matcher.matches(id, &e, at) {
+                if matcher.received(at) {
                     found.push(e.into_stored(id, at));
                     if found.len() >= limit {
                         return Ok(found);
@@ -805,7 +823,7 @@ async fn delete_blocks(
 async fn trim_block(
     tx: &mut StoreTx,
     first_id: i64,
-    mut entries: Vec<Entry>,
+    mut entries: Vec<Entry<'_>>,
     n: usize,
 ) -> Result<(), StoreError> {
     let n = n.min(entries.len());
