@@ -493,7 +493,8 @@ async fn filtered_lists_read_the_blocks_and_miss_nothing() {
         .unwrap();
     assert_eq!(purged, 420);
     assert_eq!(blocks(&h.store).await, 0);
-    // From an empty table the next batch starts a block of its own, wherever its ids start.
+    // From an empty table the next batch starts a block of its own, its ids after the purged
+    // ones (a live tail's bound stays meaningful).
     repo::insert_batch(
         &h.store,
         &[message("<13>Oct 11 22:14:15 rtr0 app: again", Utc::now())],
@@ -510,7 +511,117 @@ async fn filtered_lists_read_the_blocks_and_miss_nothing() {
     .await
     .unwrap();
     assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, everything[0].id + 1);
     assert_eq!(blocks(&h.store).await, 1);
+}
+
+#[tokio::test]
+async fn the_view_shows_a_row_per_message() {
+    let h = hub().await;
+    let now = Utc::now();
+    let batch = vec![
+        message(
+            r#"<165>1 2003-10-11T22:14:15.003Z mymachine evntslog 1234 ID47 [ex@1 iut="3"] An "event""#,
+            now,
+        ),
+        message("<34>Oct 11 22:14:15 rtr1 su: 'su root' failed", now),
+    ];
+    repo::insert_batch(&h.store, &batch).await.unwrap();
+    repo::insert_batch(
+        &h.store,
+        &[message("<13>Oct 11 22:14:15 rtr2 app: third", now)],
+    )
+    .await
+    .unwrap();
+    let listed = repo::list(&h.store, &all()).await.unwrap();
+    let rows: Vec<(i64, String, String, Option<String>)> =
+        vigie_core::on_pool!(&h.store, pool => sqlx::query_as(
+        "SELECT id, host, message, app_name FROM syslog_messages ORDER BY id DESC",
+    )
+    .fetch_all(pool)
+    .await)
+        .unwrap();
+    let wanted: Vec<_> = listed
+        .iter()
+        .map(|m| (m.id, m.host.clone(), m.message.clone(), m.app_name.clone()))
+        .collect();
+    assert_eq!(rows, wanted);
+    let (severity, truncated): (Option<i64>, bool) =
+        vigie_core::on_pool!(&h.store, pool => sqlx::query_as(
+        "SELECT CAST(severity AS BIGINT), truncated FROM syslog_messages WHERE host = 'rtr1'",
+    )
+    .fetch_one(pool)
+    .await)
+        .unwrap();
+    assert_eq!((severity, truncated), (Some(2), false));
+}
+
+#[tokio::test]
+async fn concurrent_batches_get_ids_of_their_own() {
+    let h = hub().await;
+    let now = Utc::now();
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = h.store.clone();
+            tokio::spawn(async move {
+                let batch: Vec<_> = (0..50)
+                    .map(|n| message(&format!("<13>Oct 11 22:14:15 w{w} app: {n}"), now))
+                    .collect();
+                repo::insert_batch(&store, &batch).await.unwrap();
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let listed = repo::list(&h.store, &all()).await.unwrap();
+    assert_eq!(listed.len(), 400);
+    let (min, max) = repo::id_range(&h.store).await.unwrap().unwrap();
+    assert_eq!(max - min + 1, 400, "no id given twice, none skipped");
+    for w in 0..8 {
+        let mine: Vec<String> = listed
+            .iter()
+            .filter(|m| m.host == format!("w{w}"))
+            .map(|m| m.message.clone())
+            .collect();
+        let wanted: Vec<String> = (0..50).rev().map(|n| n.to_string()).collect();
+        assert_eq!(mine, wanted, "a batch's messages keep their order");
+    }
+}
+
+#[tokio::test]
+async fn by_age_messages_go_in_their_order() {
+    let h = hub().await;
+    let old = Utc::now() - chrono::Duration::days(31);
+    let recent = Utc::now() - chrono::Duration::days(1);
+    // Old, recent, then old again (received out of order): the last one waits for the recent.
+    let batch = vec![
+        message("<13>Oct 11 22:14:15 h app: old 0", old),
+        message("<13>Oct 11 22:14:15 h app: old 1", old),
+        message("<13>Oct 11 22:14:15 h app: recent", recent),
+        message("<13>Oct 11 22:14:15 h app: old 2", old),
+    ];
+    repo::insert_batch(&h.store, &batch).await.unwrap();
+    let thirty_days = Retention {
+        days: 30,
+        ..retention()
+    };
+    assert_eq!(purge(&h.store, &thirty_days).await.unwrap().by_age, 2);
+    let left: Vec<String> = repo::list(&h.store, &all())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    assert_eq!(left, ["old 2", "recent"]);
+    // The block was written again from its new first id: lists and ranges agree.
+    let (min, max) = repo::id_range(&h.store).await.unwrap().unwrap();
+    assert_eq!(max - min + 1, 2);
+    let recent_only = LogFilter {
+        from: Some(recent - chrono::Duration::seconds(1)),
+        ..all()
+    };
+    assert_eq!(repo::list(&h.store, &recent_only).await.unwrap().len(), 1);
 }
 
 async fn blocks(store: &vigie_core::store::Store) -> i64 {
@@ -550,6 +661,59 @@ async fn stored_without_blocks(store: &vigie_core::store::Store, n: i64) {
         .map(drop))
         .unwrap();
     }
+}
+
+/// Stores one message with every column set, as versions before the blocks of messages did.
+async fn stored_in_full(store: &vigie_core::store::Store) {
+    let received = vigie_core::time::to_store_precision(Utc::now() - chrono::Duration::minutes(30));
+    let sent = chrono::DateTime::parse_from_rfc3339("2003-10-11T22:14:15.003+02:00")
+        .unwrap()
+        .to_utc();
+    vigie_core::on_pool!(store, pool => sqlx::query(
+        "INSERT INTO syslog_messages (received_at, sender, transport, host, facility, severity, \
+         timestamp, app_name, proc_id, msg_id, structured_data, message, raw, variant, truncated) \
+         VALUES ($1, '192.0.2.9:601', 'tls', 'full', 20, 5, $2, 'evntslog', '1234', 'ID47', \
+         '{\"ex@1\":{\"iut\":\"3\"}}', 'An \"event\" é', 'raw line', 'rfc5424', TRUE)",
+    )
+    .bind(received)
+    .bind(sent)
+    .execute(pool)
+    .await
+    .map(drop))
+    .unwrap();
+}
+
+/// The message of [`stored_in_full`], the newest of `n`, read back whole after the upgrade.
+async fn kept_in_full(store: &vigie_core::store::Store, n: i64) {
+    let newest = repo::list(store, &LogFilter { limit: 1, ..all() })
+        .await
+        .unwrap();
+    let m = &newest[0];
+    assert_eq!(m.id, n, "numbered again from 1 in their order");
+    assert_eq!(
+        (m.sender.as_str(), m.transport.as_str(), m.host.as_str()),
+        ("192.0.2.9:601", "tls", "full")
+    );
+    assert_eq!((m.facility, m.severity), (Some(20), Some(5)));
+    assert_eq!(
+        m.timestamp.unwrap().to_rfc3339(),
+        "2003-10-11T20:14:15.003+00:00"
+    );
+    assert_eq!(
+        (
+            m.app_name.as_deref(),
+            m.proc_id.as_deref(),
+            m.msg_id.as_deref()
+        ),
+        (Some("evntslog"), Some("1234"), Some("ID47"))
+    );
+    assert_eq!(m.structured_data, Some(json!({"ex@1": {"iut": "3"}})));
+    assert_eq!(
+        (m.message.as_str(), m.raw.as_str(), m.variant.as_str()),
+        ("An \"event\" é", "raw line", "rfc5424")
+    );
+    assert!(m.truncated);
+    assert!(Utc::now() - m.received_at < chrono::Duration::minutes(31));
 }
 
 /// After the upgrade, filtered lists answer what a full scan does, and new batches follow.
@@ -611,8 +775,10 @@ async fn messages_stored_before_the_blocks_get_theirs_on_upgrade() {
         vigie_core::store::Store::Postgres(pool) => HUB_POSTGRES.run_to(14, pool).await.unwrap(),
     }
     stored_without_blocks(&store, N).await;
+    stored_in_full(&store).await;
     store.migrate().await.unwrap();
-    answers_after_upgrade(&store, N).await;
+    kept_in_full(&store, N + 1).await;
+    answers_after_upgrade(&store, N + 1).await;
 
     // On SQLite, the messages' own file too (its migration 0002).
     if let Some(own) = store.sqlite_sibling("syslog").await.unwrap() {
@@ -621,7 +787,9 @@ async fn messages_stored_before_the_blocks_get_theirs_on_upgrade() {
         };
         SYSLOG_FILE.run_to(1, pool).await.unwrap();
         stored_without_blocks(&own, N).await;
+        stored_in_full(&own).await;
         SYSLOG_FILE.run(pool).await.unwrap();
-        answers_after_upgrade(&own, N).await;
+        kept_in_full(&own, N + 1).await;
+        answers_after_upgrade(&own, N + 1).await;
     }
 }
