@@ -437,19 +437,27 @@ impl Block {
     }
 }
 
-/// A batch encoded into its block before the transaction begins (and while the previous batch is
-/// being written), so that the connection and SQLite's single write lock are held only to store
-/// it.
+/// Messages in a block at most: a batch of a flood (up to `batch_size`, 8000 by default) is
+/// stored as several blocks in its transaction, so that a list reads at most about this many
+/// messages more than the page it gives (a page of a common host or of the newest messages is
+/// one block read), and a block's summary stays narrow enough to rule it out.
+pub const BLOCK_MESSAGES_MAX: usize = 1024;
+
+/// A batch encoded into its blocks before the transaction begins (and while the previous batch
+/// is being written), so that the connection and SQLite's single write lock are held only to
+/// store them.
 pub struct PreparedBatch {
-    /// `None` for an empty batch.
-    block: Result<Option<Block>, serde_json::Error>,
+    /// In id order; none for an empty batch.
+    blocks: Result<Vec<Block>, serde_json::Error>,
 }
 
-/// The block of `batch`, ready to be written.
+/// The blocks of `batch`, ready to be written.
 pub fn prepare_batch(batch: &[SyslogMessage]) -> PreparedBatch {
-    PreparedBatch {
-        block: Block::of(batch),
-    }
+    let blocks = batch
+        .chunks(BLOCK_MESSAGES_MAX)
+        .filter_map(|part| Block::of(part).transpose())
+        .collect();
+    PreparedBatch { blocks }
 }
 
 /// On PostgreSQL, one writer of blocks at a time: a block's ids follow the last block's, and a
@@ -498,18 +506,22 @@ async fn insert_block(tx: &mut StoreTx, first_id: i64, block: Block) -> Result<(
     Ok(())
 }
 
-/// Writes a prepared batch in one transaction: its block, with the ids after the last ones.
+/// Writes a prepared batch in one transaction: its blocks, with the ids after the last ones.
 pub async fn write_prepared(store: &Store, prepared: PreparedBatch) -> Result<(), StoreError> {
-    let block = prepared
-        .block
+    let blocks = prepared
+        .blocks
         .map_err(|e| StoreError::Query(sqlx::Error::Encode(Box::new(e))))?;
-    let Some(block) = block else {
+    if blocks.is_empty() {
         return Ok(());
-    };
+    }
     let mut tx = store.begin().await?;
     lock_blocks(&mut tx).await?;
-    let first = last_id(&mut tx).await? + 1;
-    insert_block(&mut tx, first, block).await?;
+    let mut first = last_id(&mut tx).await? + 1;
+    for block in blocks {
+        let count = block.count;
+        insert_block(&mut tx, first, block).await?;
+        first += count;
+    }
     tx.commit().await
 }
 

@@ -79,7 +79,7 @@ async fn a_batch_keeps_every_field_and_its_order() {
 }
 
 #[tokio::test]
-async fn batches_larger_than_one_statement_are_stored_whole() {
+async fn large_batches_are_stored_whole_in_several_blocks() {
     let h = hub().await;
     let now = Utc::now();
     let batch: Vec<_> = (0..2500)
@@ -98,7 +98,16 @@ async fn batches_larger_than_one_statement_are_stored_whole() {
     assert_eq!(newest[0].message, "message 2499");
     let (min, max) = repo::id_range(&h.store).await.unwrap().unwrap();
     assert_eq!(max - min + 1, 2500, "ids are dense");
+    // Blocks of 1024, 1024 and 452, read across in order.
+    assert_eq!(blocks(&h.store).await, 3);
+    let listed = repo::list(&h.store, &all()).await.unwrap();
+    let ids: Vec<i64> = listed.iter().map(|m| m.id).collect();
+    assert_eq!(ids, (min..=max).rev().collect::<Vec<_>>());
+    assert_eq!(listed[2499].message, "message 0");
+    assert_eq!(listed[1476].message, "message 1023");
+    assert_eq!(listed[1475].message, "message 1024");
     repo::insert_batch(&h.store, &[]).await.unwrap();
+    assert_eq!(blocks(&h.store).await, 3);
 }
 
 fn retention() -> Retention {
