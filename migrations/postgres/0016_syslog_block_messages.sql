@@ -16,7 +16,8 @@ CREATE TABLE syslog_blocks_0016 (
     facilities    INTEGER NOT NULL,
     bytes         BIGINT NOT NULL,
     -- [received_at, sender, transport, host, facility, severity, timestamp, app_name, proc_id,
-    --  msg_id, structured_data, message, raw, variant, truncated] per message, times in UTC
+    --  msg_id, structured_data, message, raw, variant, truncated] per message, times in UTC;
+    -- `message` is a number when it is the end of `raw`: the byte where it starts there
     messages      TEXT NOT NULL
 );
 
@@ -61,7 +62,11 @@ SELECT b.first_id + j.n - 1 AS id,
        (j.m ->> 0)::timestamptz AS received_at, j.m ->> 1 AS sender, j.m ->> 2 AS transport,
        j.m ->> 3 AS host, (j.m ->> 4)::smallint AS facility, (j.m ->> 5)::smallint AS severity,
        (j.m ->> 6)::timestamptz AS timestamp, j.m ->> 7 AS app_name, j.m ->> 8 AS proc_id,
-       j.m ->> 9 AS msg_id, j.m -> 10 AS structured_data, j.m ->> 11 AS message,
+       j.m ->> 9 AS msg_id, j.m -> 10 AS structured_data,
+       CASE WHEN json_typeof(j.m -> 11) = 'number'
+            THEN convert_from(substring(convert_to(j.m ->> 12, 'UTF8') FROM (j.m ->> 11)::int + 1),
+                              'UTF8')
+            ELSE j.m ->> 11 END AS message,
        j.m ->> 12 AS raw, j.m ->> 13 AS variant, (j.m ->> 14)::boolean AS truncated
 FROM syslog_blocks AS b
 CROSS JOIN LATERAL json_array_elements(b.messages::json) WITH ORDINALITY AS j(m, n);

@@ -29,7 +29,8 @@ CREATE TABLE syslog_blocks_0016 (
     bytes         INTEGER NOT NULL,
     -- the messages, a JSON array by id, each an array: [received_at, sender, transport, host,
     -- facility, severity, timestamp, app_name, proc_id, msg_id, structured_data, message, raw,
-    -- variant, truncated] (times in RFC 3339, UTC)
+    -- variant, truncated] (times in RFC 3339, UTC); `message` is a number when the message is
+    -- the end of `raw`: the byte where it starts there (written once instead of twice)
     messages      TEXT NOT NULL
 );
 
@@ -73,6 +74,9 @@ SELECT b.first_id + j.key AS id,
        j.value ->> 0 AS received_at, j.value ->> 1 AS sender, j.value ->> 2 AS transport,
        j.value ->> 3 AS host, j.value ->> 4 AS facility, j.value ->> 5 AS severity,
        j.value ->> 6 AS timestamp, j.value ->> 7 AS app_name, j.value ->> 8 AS proc_id,
-       j.value ->> 9 AS msg_id, j.value ->> 10 AS structured_data, j.value ->> 11 AS message,
+       j.value ->> 9 AS msg_id, j.value ->> 10 AS structured_data,
+       CASE WHEN json_type(j.value, '$[11]') = 'integer'
+            THEN CAST(substr(CAST(j.value ->> 12 AS BLOB), (j.value ->> 11) + 1) AS TEXT)
+            ELSE j.value ->> 11 END AS message,
        j.value ->> 12 AS raw, j.value ->> 13 AS variant, j.value ->> 14 AS truncated
 FROM syslog_blocks AS b, json_each(b.messages) AS j;

@@ -59,7 +59,8 @@ pub struct StoredMessage {
 }
 
 /// One message of a block's JSON array, as read back: an array of 15 values in this order (the
-/// columns of the view `syslog_messages`). Times are RFC 3339 texts in UTC. Texts borrow from the
+/// columns of the view `syslog_messages`). Times are RFC 3339 texts in UTC; the message is a
+/// number when it is the end of the line ([`MessageText`]). Texts borrow from the
 /// array where JSON needs no unescaping: a list reads whole blocks and keeps few of their messages.
 #[derive(Debug, Deserialize)]
 struct Entry<'a> {
@@ -83,12 +84,83 @@ struct Entry<'a> {
     msg_id: Option<Cow<'a, str>>,
     structured_data: Option<Value>,
     #[serde(borrow)]
-    message: Cow<'a, str>,
+    message: MessageText<'a>,
     #[serde(borrow)]
     raw: Cow<'a, str>,
     #[serde(borrow)]
     variant: Cow<'a, str>,
     truncated: bool,
+}
+
+/// A message's text as an entry holds it: where it starts in the entry's `raw` when it is the
+/// end of the line (most messages: written, escaped and searched once instead of twice), else
+/// the text itself.
+#[derive(Debug)]
+enum MessageText<'a> {
+    EndOfRaw(usize),
+    Own(Cow<'a, str>),
+}
+
+impl<'a> MessageText<'a> {
+    /// How `message` is written beside `raw`.
+    fn of(raw: &str, message: &'a str) -> MessageText<'a> {
+        if raw.ends_with(message) {
+            MessageText::EndOfRaw(raw.len() - message.len())
+        } else {
+            MessageText::Own(Cow::Borrowed(message))
+        }
+    }
+
+    /// The text, beside `raw`; `None` when the offset does not fall on a character of it.
+    fn text<'b>(&'b self, raw: &'b str) -> Option<&'b str> {
+        match self {
+            MessageText::EndOfRaw(start) => raw.get(*start..),
+            MessageText::Own(text) => Some(text),
+        }
+    }
+
+    fn borrowed(&self) -> MessageText<'_> {
+        match self {
+            MessageText::EndOfRaw(start) => MessageText::EndOfRaw(*start),
+            MessageText::Own(text) => MessageText::Own(Cow::Borrowed(text)),
+        }
+    }
+}
+
+impl Serialize for MessageText<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MessageText::EndOfRaw(start) => s.serialize_u64(*start as u64),
+            MessageText::Own(text) => s.serialize_str(text),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MessageText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MessageText<'a>, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = MessageText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a text or its start in the line")
+            }
+            fn visit_u64<E: serde::de::Error>(self, start: u64) -> Result<Self::Value, E> {
+                usize::try_from(start)
+                    .map(MessageText::EndOfRaw)
+                    .map_err(E::custom)
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                text: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(MessageText::Own(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(MessageText::Own(Cow::Owned(text.to_owned())))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// A time as an entry holds it: one of the receiver's, or a stored text kept as it is.
@@ -145,7 +217,7 @@ struct EntryRef<'a> {
     proc_id: Option<&'a str>,
     msg_id: Option<&'a str>,
     structured_data: Option<&'a Map<String, Value>>,
-    message: &'a str,
+    message: MessageText<'a>,
     raw: &'a str,
     variant: &'a str,
     truncated: bool,
@@ -165,7 +237,7 @@ impl Serialize for EntryRef<'_> {
         t.serialize_element(&self.proc_id)?;
         t.serialize_element(&self.msg_id)?;
         t.serialize_element(&self.structured_data)?;
-        t.serialize_element(self.message)?;
+        t.serialize_element(&self.message)?;
         t.serialize_element(self.raw)?;
         t.serialize_element(self.variant)?;
         t.serialize_element(&self.truncated)?;
@@ -187,7 +259,7 @@ impl<'a> EntryRef<'a> {
             proc_id: m.proc_id.as_deref(),
             msg_id: m.msg_id.as_deref(),
             structured_data: (!m.structured_data.is_empty()).then_some(&m.structured_data),
-            message: &m.message,
+            message: MessageText::of(&m.raw, &m.message),
             raw: &m.raw,
             variant: m.protocol.name(),
             truncated: m.truncated,
@@ -208,7 +280,7 @@ impl<'a> EntryRef<'a> {
             msg_id: e.msg_id.as_deref(),
             // Always an object when there is one (written from a map).
             structured_data: e.structured_data.as_ref().and_then(Value::as_object),
-            message: &e.message,
+            message: e.message.borrowed(),
             raw: &e.raw,
             variant: &e.variant,
             truncated: e.truncated,
@@ -255,7 +327,14 @@ impl Entry<'_> {
         })
     }
 
-    fn into_stored(self, id: i64, received_at: DateTime<Utc>) -> StoredMessage {
+    /// The message's text.
+    fn message(&self, first_id: i64) -> Result<&str, StoreError> {
+        self.message
+            .text(&self.raw)
+            .ok_or_else(|| unreadable(first_id, "a message's start is not in its line"))
+    }
+
+    fn into_stored(self, id: i64, received_at: DateTime<Utc>, message: String) -> StoredMessage {
         let name = |n: Option<u8>, f: fn(u8) -> Option<&'static str>| n.and_then(f);
         StoredMessage {
             id,
@@ -272,7 +351,7 @@ impl Entry<'_> {
             proc_id: self.proc_id.map(Cow::into_owned),
             msg_id: self.msg_id.map(Cow::into_owned),
             structured_data: self.structured_data,
-            message: self.message.into_owned(),
+            message,
             raw: self.raw.into_owned(),
             variant: self.variant.into_owned(),
             truncated: self.truncated,
@@ -422,10 +501,7 @@ impl Block {
         for e in entries {
             summary.add(e.received_at(first_id)?, &e.host, e.severity, e.facility);
         }
-        let capacity = entries
-            .iter()
-            .map(|e| e.raw.len() + e.message.len() + 128)
-            .sum();
+        let capacity = entries.iter().map(|e| e.raw.len() + 128).sum();
         let messages = array(entries.iter().map(EntryRef::stored), capacity)
             .map_err(|e| unreadable(first_id, e))?;
         Ok(summary.finish(messages))
@@ -607,7 +683,8 @@ impl<'a> Matcher<'a> {
     }
 
     /// Whether a block whose JSON array is `messages` can hold a message whose text holds the
-    /// searched one: checked on the whole array at once, lowercased as the messages are. Only
+    /// searched one: checked on the whole array at once (a message is in it, or is the end of
+    /// its line, which is), lowercased as the messages are. Only
     /// for printable ASCII without a quote or a backslash, which JSON writes as they are (and
     /// whose lowercase never depends on what surrounds it); any other text is looked for
     /// message by message.
@@ -624,7 +701,7 @@ impl<'a> Matcher<'a> {
     }
 
     /// Whether the message `id` is listed, its reception time apart ([`Matcher::received`]).
-    fn matches(&self, id: i64, e: &Entry<'_>) -> bool {
+    fn matches(&self, id: i64, e: &Entry<'_>, message: &str) -> bool {
         let f = self.filter;
         f.before.is_none_or(|b| id < b)
             && f.after.is_none_or(|a| id > a)
@@ -638,7 +715,7 @@ impl<'a> Matcher<'a> {
             && self
                 .needle
                 .as_ref()
-                .is_none_or(|n| e.message.to_lowercase().contains(n.as_str()))
+                .is_none_or(|n| message.to_lowercase().contains(n.as_str()))
     }
 
     /// Whether a message received at `at` is within the time range.
@@ -671,12 +748,14 @@ pub async fn list(store: &Store, filter: &LogFilter) -> Result<Vec<StoredMessage
             let entries = entries(first, &messages)?;
             for (n, e) in entries.into_iter().enumerate().rev() {
                 let id = first + n as i64;
-                if !matcher.matches(id, &e) {
+                let message = e.message(first)?;
+                if !matcher.matches(id, &e, message) {
                     continue;
                 }
                 let at = e.received_at(first)?;
                 if matcher.received(at) {
-                    found.push(e.into_stored(id, at));
+                    let message = message.to_owned();
+                    found.push(e.into_stored(id, at, message));
                     if found.len() >= limit {
                         return Ok(found);
                     }
@@ -1032,13 +1111,25 @@ mod tests {
             7,
         );
         cut.truncated = true;
-        let batch = [cut, received("no header\u{0}at all", 8)];
+        // A message that is not the end of its line keeps a text of its own.
+        let mut apart = received("<13>Oct 11 22:14:15 h app: the end   ", 9);
+        apart.message = "not in the line".into();
+        let batch = [cut, received("no header\u{0}at all", 8), apart];
         let block = Block::of(&batch).unwrap().unwrap();
+        // The usual message is written once: as where it starts in its line.
+        assert_eq!(
+            block.messages.matches("evntslog").count(),
+            2,
+            "app name and line"
+        );
+        assert_eq!(block.messages.matches("An \\\"event\\\"").count(), 1);
+        assert_eq!(block.messages.matches("not in the line").count(), 1);
         let read = entries(1, &block.messages).unwrap();
-        assert_eq!(read.len(), 2);
+        assert_eq!(read.len(), 3);
         for (n, (e, m)) in read.into_iter().zip(&batch).enumerate() {
             let at = e.received_at(1).unwrap();
-            let s = e.into_stored(10 + n as i64, at);
+            let message = e.message(1).unwrap().to_owned();
+            let s = e.into_stored(10 + n as i64, at, message);
             assert_eq!(s.id, 10 + n as i64);
             assert_eq!(
                 s.received_at,
@@ -1070,6 +1161,15 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(again, block);
+        // A start past the line, or inside a character, is an error naming the block.
+        for start in [99, 1] {
+            let bad = format!(
+                r#"[["2026-11-21T08:30:00.000000+00:00","a","tcp","h",1,2,null,null,null,null,null,{start},"é…","rfc3164",false]]"#
+            );
+            let read = entries(7, &bad).unwrap();
+            let e = read[0].message(7).unwrap_err().to_string();
+            assert!(e.contains("syslog block 7"), "{e}");
+        }
     }
 
     #[test]
