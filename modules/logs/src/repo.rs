@@ -444,18 +444,7 @@ impl<'a> Summary<'a> {
     /// The block; `None` when no message was added.
     fn finish(self, messages: String) -> Option<Block> {
         let (from, to) = self.times?;
-        let listed_bytes = self.listed_bytes;
-        let hosts = self.hosts.map(|set| {
-            let mut sorted: Vec<&str> = set.into_iter().collect();
-            sorted.sort_unstable();
-            let mut list = String::with_capacity(listed_bytes);
-            list.push(HOST_SEPARATOR);
-            for h in sorted {
-                list.push_str(h);
-                list.push(HOST_SEPARATOR);
-            }
-            list
-        });
+        let hosts = self.hosts.and_then(host_list);
         Some(Block {
             received_from: vigie_core::time::to_store_precision(from),
             received_to: vigie_core::time::to_store_precision(to),
@@ -466,6 +455,24 @@ impl<'a> Summary<'a> {
             messages,
         })
     }
+}
+
+/// A block's list of `hosts`: sorted, each followed by [`HOST_SEPARATOR`], the list starting
+/// with one; `None` past [`BLOCK_HOSTS_MAX`] hosts or [`BLOCK_HOSTS_MAX_BYTES`].
+fn host_list<S: AsRef<str> + Ord>(hosts: impl IntoIterator<Item = S>) -> Option<String> {
+    let mut sorted: Vec<S> = hosts.into_iter().collect();
+    sorted.sort_unstable();
+    let bytes = 1 + sorted.iter().map(|h| h.as_ref().len() + 1).sum::<usize>();
+    if sorted.len() > BLOCK_HOSTS_MAX || bytes > BLOCK_HOSTS_MAX_BYTES {
+        return None;
+    }
+    let mut list = String::with_capacity(bytes);
+    list.push(HOST_SEPARATOR);
+    for h in sorted {
+        list.push_str(h.as_ref());
+        list.push(HOST_SEPARATOR);
+    }
+    Some(list)
 }
 
 impl Block {
@@ -930,11 +937,12 @@ async fn trim_block(
     Ok(())
 }
 
-/// Deletes, in one transaction, the oldest messages received before `cutoff`: the blocks
-/// entirely older whose ids are within `chunk` of the oldest such block's, or else, when there
-/// is none, the messages before the cutoff at the start of the block it cuts through. How many
-/// messages went. Messages go in id order: one received out of order in a block (a few
-/// milliseconds apart across connections) waits for those before it.
+/// Deletes, in one transaction, the oldest messages received before `cutoff`, from the old end:
+/// when the oldest block is entirely older, the blocks entirely older whose ids are within
+/// `chunk` of its first; when the cutoff cuts through it, its messages before the cutoff. How
+/// many messages went. Messages go in id order: one received out of order (a few milliseconds
+/// apart across connections) waits for those before it, and the check costs one row whatever
+/// the store holds.
 pub async fn delete_received_before(
     store: &Store,
     cutoff: DateTime<Utc>,
@@ -942,53 +950,42 @@ pub async fn delete_received_before(
 ) -> Result<u64, StoreError> {
     let mut tx = store.begin().await?;
     lock_blocks(&mut tx).await?;
-    let oldest: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(
-        "SELECT first_id FROM syslog_blocks WHERE received_to < $1 ORDER BY first_id LIMIT 1",
+    let oldest: Option<(i64, DateTime<Utc>, DateTime<Utc>, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT first_id, received_from, received_to, messages FROM syslog_blocks \
+         ORDER BY first_id LIMIT 1",
     )
-    .bind(cutoff)
     .fetch_optional(conn)
     .await)?;
     let (deleted, last) = match oldest {
-        Some(start) => {
+        Some((first, _, to, _)) if to < cutoff => {
             delete_blocks(
                 &mut tx,
                 "DELETE FROM syslog_blocks \
                  WHERE first_id >= $1 AND first_id < $2 AND received_to < $3 \
                  RETURNING first_id, last_id",
                 &[
-                    Param::Int(start),
-                    Param::Int(start.saturating_add(chunk.max(1))),
+                    Param::Int(first),
+                    Param::Int(first.saturating_add(chunk.max(1))),
                     Param::Time(cutoff),
                 ],
             )
             .await?
         }
-        None => {
-            let cut: Option<(i64, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
-                "SELECT first_id, messages FROM syslog_blocks WHERE received_from < $1 \
-                 ORDER BY first_id LIMIT 1",
-            )
-            .bind(cutoff)
-            .fetch_optional(conn)
-            .await)?;
-            match cut {
-                Some((first, messages)) => {
-                    let entries = entries(first, &messages)?;
-                    let mut old = 0;
-                    for e in &entries {
-                        if e.received_at(first)? >= cutoff {
-                            break;
-                        }
-                        old += 1;
-                    }
-                    if old > 0 {
-                        trim_block(&mut tx, first, entries, old).await?;
-                    }
-                    (old as u64, first + old as i64 - 1)
+        Some((first, from, _, messages)) if from < cutoff => {
+            let entries = entries(first, &messages)?;
+            let mut old = 0;
+            for e in &entries {
+                if e.received_at(first)? >= cutoff {
+                    break;
                 }
-                None => (0, 0),
+                old += 1;
             }
+            if old > 0 {
+                trim_block(&mut tx, first, entries, old).await?;
+            }
+            (old as u64, first + old as i64 - 1)
         }
+        _ => (0, 0),
     };
     if deleted > 0 {
         record_purged(&mut tx, last).await?;
@@ -1027,6 +1024,157 @@ pub async fn delete_ids_below(store: &Store, bound: i64) -> Result<u64, StoreErr
     }
     tx.commit().await?;
     Ok(deleted)
+}
+
+/// Blocks read per compaction step (one transaction).
+const COMPACT_STEP: i64 = 1024;
+
+/// One step of compaction from the block after the id `from`: merges runs of adjacent blocks
+/// (consecutive ids) into blocks of at most [`BLOCK_MESSAGES_MAX`] messages, in one
+/// transaction. A quiet period stores a block every `batch_wait` with a handful of messages;
+/// merged, the blocks a list or a purge walks stay few whatever the rate was. Ids do not change:
+/// a merged block starts where its first did. Answers where the next step starts (the last run
+/// is read again while it can still grow) and how many blocks went.
+pub async fn compact_step(store: &Store, from: i64) -> Result<(i64, u64), StoreError> {
+    let mut tx = store.begin().await?;
+    lock_blocks(&mut tx).await?;
+    let blocks: Vec<(i64, i64)> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT first_id, last_id FROM syslog_blocks WHERE first_id > $1 \
+         ORDER BY first_id LIMIT $2",
+    )
+    .bind(from)
+    .bind(COMPACT_STEP)
+    .fetch_all(conn)
+    .await)?;
+    let runs = merge_runs(&blocks);
+    let mut next = from;
+    let mut gone = 0;
+    for (i, run) in runs.iter().enumerate() {
+        let &(first, _) = run.first().unwrap_or(&(0, 0));
+        let &(_, last) = run.last().unwrap_or(&(0, 0));
+        if run.len() > 1 {
+            merge_blocks(&mut tx, first, last).await?;
+            gone += run.len() as u64 - 1;
+        }
+        // Done with a full block, and with any run before the last one.
+        if i + 1 < runs.len() || last - first + 1 >= BLOCK_MESSAGES_MAX as i64 {
+            next = last;
+        } else {
+            next = first - 1;
+        }
+    }
+    tx.commit().await?;
+    if gone > 0 {
+        metrics::counter!("vigie_syslog_compacted_blocks_total").increment(gone);
+    }
+    Ok((next.max(from), gone))
+}
+
+/// `blocks` (in id order) grouped into runs of consecutive ids holding at most
+/// [`BLOCK_MESSAGES_MAX`] messages together.
+fn merge_runs(blocks: &[(i64, i64)]) -> Vec<Vec<(i64, i64)>> {
+    let mut runs: Vec<Vec<(i64, i64)>> = Vec::new();
+    for &(first, last) in blocks {
+        let joins = runs.last().is_some_and(|run| {
+            let (run_first, run_last) = (run[0].0, run[run.len() - 1].1);
+            run_last + 1 == first && last - run_first < BLOCK_MESSAGES_MAX as i64
+        });
+        match runs.last_mut() {
+            Some(run) if joins => run.push((first, last)),
+            _ => runs.push(vec![(first, last)]),
+        }
+    }
+    runs
+}
+
+/// The columns of a block but its ids.
+type BlockRow = (
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<String>,
+    i64,
+    i64,
+    String,
+);
+
+/// Writes the blocks from `first` to the one ending at `last` (adjacent) as one: their arrays
+/// joined without reading the messages, their summaries combined.
+async fn merge_blocks(tx: &mut StoreTx, first: i64, last: i64) -> Result<(), StoreError> {
+    let rows: Vec<BlockRow> = on_tx!(tx, conn => sqlx::query_as(
+        "SELECT received_from, received_to, hosts, CAST(severities AS BIGINT), \
+                CAST(facilities AS BIGINT), messages \
+         FROM syslog_blocks WHERE first_id >= $1 AND first_id <= $2 ORDER BY first_id",
+    )
+    .bind(first)
+    .bind(last)
+    .fetch_all(conn)
+    .await)?;
+    let Some(block) = merged(first, last, rows)? else {
+        return Ok(());
+    };
+    on_tx!(tx, conn => sqlx::query(
+        "DELETE FROM syslog_blocks WHERE first_id >= $1 AND first_id <= $2",
+    )
+    .bind(first)
+    .bind(last)
+    .execute(conn)
+    .await
+    .map(drop))?;
+    insert_block(tx, first, block).await
+}
+
+/// The block of the adjacent blocks `rows` (ids `first` ..= `last`); `None` when there are
+/// none.
+fn merged(first: i64, last: i64, rows: Vec<BlockRow>) -> Result<Option<Block>, StoreError> {
+    let mut times: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut hosts: Option<HashSet<String>> = Some(HashSet::new());
+    let (mut severities, mut facilities) = (0, 0);
+    let mut messages = String::from("[");
+    for (from, to, listed, s, f, array) in rows {
+        times = Some(match times {
+            Some((a, b)) => (a.min(from), b.max(to)),
+            None => (from, to),
+        });
+        hosts = match (hosts, listed) {
+            (Some(mut set), Some(list)) => {
+                set.extend(
+                    list.split(HOST_SEPARATOR)
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_owned),
+                );
+                Some(set)
+            }
+            _ => None,
+        };
+        severities |= s;
+        facilities |= f;
+        let inner = array
+            .trim()
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .ok_or_else(|| unreadable(first, "not a JSON array"))?
+            .trim();
+        if !inner.is_empty() {
+            if messages.len() > 1 {
+                messages.push(',');
+            }
+            messages.push_str(inner);
+        }
+    }
+    messages.push(']');
+    let Some((received_from, received_to)) = times else {
+        return Ok(None);
+    };
+    let hosts = hosts.and_then(host_list);
+    Ok(Some(Block {
+        received_from,
+        received_to,
+        hosts,
+        severities,
+        facilities,
+        count: last - first + 1,
+        messages,
+    }))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Retention of the stored messages: by age and by total size, purged in the background.
+//! Retention of the stored messages: by age and by total size, purged in the background; and
+//! compaction of the small blocks a quiet period leaves ([`compact`]).
 //!
 //! Every purge deletes from the old end in chunks of about `purge_chunk` messages (whole blocks,
 //! and the start of the block a bound cuts through), each chunk its own short transaction, with a
@@ -111,10 +112,33 @@ pub async fn purge(store: &Store, retention: &Retention) -> Result<Purged, Store
     Ok(purged)
 }
 
-/// The background task: a purge every `interval` (the first right away) until `stop` says so.
+/// Merges the small blocks stored since block `*from` (see [`repo::compact_step`]), a step at a
+/// time with the pause between steps; `*from` moves on to where the next compaction starts. How
+/// many blocks went.
+pub async fn compact(
+    store: &Store,
+    retention: &Retention,
+    from: &mut i64,
+) -> Result<u64, StoreError> {
+    let mut gone = 0;
+    loop {
+        let (next, n) = repo::compact_step(store, *from).await?;
+        gone += n;
+        if next == *from {
+            return Ok(gone);
+        }
+        *from = next;
+        tokio::time::sleep(retention.pause).await;
+    }
+}
+
+/// The background task: a purge every `interval` (the first right away), then a compaction of
+/// the blocks stored since the last one, until `stop` says so.
 pub(crate) async fn run(store: Store, retention: Retention, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(retention.interval.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Where the next compaction starts: everything once after a start, then what is new.
+    let mut compacted_to = 0;
     loop {
         tokio::select! {
             biased;
@@ -127,6 +151,15 @@ pub(crate) async fn run(store: Store, retention: Retention, mut stop: watch::Rec
             result = purge(&store, &retention) => {
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "Syslog purge failed; trying again later.");
+                }
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            result = compact(&store, &retention, &mut compacted_to) => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "Syslog compaction failed; trying again later.");
                 }
             }
         }

@@ -802,3 +802,74 @@ async fn messages_stored_before_the_blocks_get_theirs_on_upgrade() {
         answers_after_upgrade(&own, N + 1).await;
     }
 }
+
+#[tokio::test]
+async fn small_blocks_are_merged_without_changing_a_list() {
+    let h = hub().await;
+    let start = vigie_core::time::to_store_precision(Utc::now() - chrono::Duration::minutes(5));
+    // A quiet period: 30 batches of 3 messages, then 3 of 400 (a burst).
+    for b in 0..33_i64 {
+        let size = if b < 30 { 3 } else { 400 };
+        let batch: Vec<_> = (0..size)
+            .map(|i| {
+                let pri = if i % 2 == 0 { 11 } else { 14 };
+                message(
+                    &format!("<{pri}>Oct 11 22:14:15 rtr{} app: m {b}.{i}", b % 4),
+                    start + chrono::Duration::seconds(b) + chrono::Duration::milliseconds(i),
+                )
+            })
+            .collect();
+        repo::insert_batch(&h.store, &batch).await.unwrap();
+    }
+    assert_eq!(blocks(&h.store).await, 33);
+    let before = repo::list(&h.store, &all()).await.unwrap();
+    let rtr2_errors = LogFilter {
+        host: Some("rtr2".into()),
+        severity: Some(3),
+        ..all()
+    };
+    let filtered = repo::list(&h.store, &rtr2_errors).await.unwrap();
+
+    let mut from = 0;
+    let gone = vigie_logs::retention::compact(&h.store, &retention(), &mut from)
+        .await
+        .unwrap();
+    // 90 + 400 + 400 messages fit in one block, the last 400 do not: two blocks are left.
+    assert_eq!(gone, 31);
+    assert_eq!(blocks(&h.store).await, 2);
+    assert_eq!(repo::list(&h.store, &all()).await.unwrap(), before);
+    assert_eq!(repo::list(&h.store, &rtr2_errors).await.unwrap(), filtered);
+    let (min, max) = repo::id_range(&h.store).await.unwrap().unwrap();
+    assert_eq!((min, max - min + 1), (before[1289].id, 1290));
+
+    // Nothing new: nothing to do. New small blocks join the last, partial one.
+    assert_eq!(
+        vigie_logs::retention::compact(&h.store, &retention(), &mut from)
+            .await
+            .unwrap(),
+        0
+    );
+    for n in 0..5 {
+        repo::insert_batch(
+            &h.store,
+            &[message(&format!("<13>Oct 11 22:14:15 late app: {n}"), Utc::now())],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        vigie_logs::retention::compact(&h.store, &retention(), &mut from)
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(blocks(&h.store).await, 2);
+    let now = repo::list(&h.store, &all()).await.unwrap();
+    assert_eq!(now.len(), 1295);
+    assert_eq!(&now[5..], &before[..]);
+    let late = LogFilter {
+        host: Some("late".into()),
+        ..all()
+    };
+    assert_eq!(repo::list(&h.store, &late).await.unwrap().len(), 5);
+}
