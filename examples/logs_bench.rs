@@ -32,7 +32,10 @@ fn line(n: usize) -> String {
         0 => (1, format!("%SYS-1-CRIT: power supply {} failed", n % 2)),
         1..=10 => (
             3,
-            format!("%LINK-3-UPDOWN: Interface Gi0/{} changed state to down", n % 48),
+            format!(
+                "%LINK-3-UPDOWN: Interface Gi0/{} changed state to down",
+                n % 48
+            ),
         ),
         11..=110 => (
             4,
@@ -211,7 +214,10 @@ async fn main() -> Result<()> {
             }),
         ),
     ];
-    println!("{:<28} {:>8} {:>10} {:>10}", "list", "found", "median ms", "max ms");
+    println!(
+        "{:<28} {:>8} {:>10} {:>10}",
+        "list", "found", "median ms", "max ms"
+    );
     for (name, filter) in &cases {
         let mut times = Vec::with_capacity(RUNS);
         let mut found = 0;

@@ -852,7 +852,10 @@ async fn small_blocks_are_merged_without_changing_a_list() {
     for n in 0..5 {
         repo::insert_batch(
             &h.store,
-            &[message(&format!("<13>Oct 11 22:14:15 late app: {n}"), Utc::now())],
+            &[message(
+                &format!("<13>Oct 11 22:14:15 late app: {n}"),
+                Utc::now(),
+            )],
         )
         .await
         .unwrap();
