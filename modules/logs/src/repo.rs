@@ -950,14 +950,14 @@ pub async fn delete_received_before(
 ) -> Result<u64, StoreError> {
     let mut tx = store.begin().await?;
     lock_blocks(&mut tx).await?;
-    let oldest: Option<(i64, DateTime<Utc>, DateTime<Utc>, String)> = on_tx!(&mut tx, conn => sqlx::query_as(
-        "SELECT first_id, received_from, received_to, messages FROM syslog_blocks \
+    let oldest: Option<(i64, DateTime<Utc>, DateTime<Utc>)> = on_tx!(&mut tx, conn => sqlx::query_as(
+        "SELECT first_id, received_from, received_to FROM syslog_blocks \
          ORDER BY first_id LIMIT 1",
     )
     .fetch_optional(conn)
     .await)?;
     let (deleted, last) = match oldest {
-        Some((first, _, to, _)) if to < cutoff => {
+        Some((first, _, to)) if to < cutoff => {
             delete_blocks(
                 &mut tx,
                 "DELETE FROM syslog_blocks \
@@ -971,7 +971,14 @@ pub async fn delete_received_before(
             )
             .await?
         }
-        Some((first, from, _, messages)) if from < cutoff => {
+        Some((first, from, _)) if from < cutoff => {
+            // The block's messages are read only when the cutoff cuts through it.
+            let messages: String = on_tx!(&mut tx, conn => sqlx::query_scalar(
+                "SELECT messages FROM syslog_blocks WHERE first_id = $1",
+            )
+            .bind(first)
+            .fetch_one(conn)
+            .await)?;
             let entries = entries(first, &messages)?;
             let mut old = 0;
             for e in &entries {
