@@ -1056,12 +1056,10 @@ pub async fn compact_step(store: &Store, from: i64) -> Result<(i64, u64), StoreE
     let runs = merge_runs(&blocks);
     let mut next = from;
     let mut gone = 0;
-    for (i, run) in runs.iter().enumerate() {
-        let &(first, _) = run.first().unwrap_or(&(0, 0));
-        let &(_, last) = run.last().unwrap_or(&(0, 0));
-        if run.len() > 1 {
+    for (i, &(first, last, count)) in runs.iter().enumerate() {
+        if count > 1 {
             merge_blocks(&mut tx, first, last).await?;
-            gone += run.len() as u64 - 1;
+            gone += count as u64 - 1;
         }
         // Done with a full block, and with any run before the last one.
         if i + 1 < runs.len() || last - first + 1 >= BLOCK_MESSAGES_MAX as i64 {
@@ -1078,17 +1076,17 @@ pub async fn compact_step(store: &Store, from: i64) -> Result<(i64, u64), StoreE
 }
 
 /// `blocks` (in id order) grouped into runs of consecutive ids holding at most
-/// [`BLOCK_MESSAGES_MAX`] messages together.
-fn merge_runs(blocks: &[(i64, i64)]) -> Vec<Vec<(i64, i64)>> {
-    let mut runs: Vec<Vec<(i64, i64)>> = Vec::new();
+/// [`BLOCK_MESSAGES_MAX`] messages together: each run's first and last id and its number of
+/// blocks.
+fn merge_runs(blocks: &[(i64, i64)]) -> Vec<(i64, i64, usize)> {
+    let mut runs: Vec<(i64, i64, usize)> = Vec::new();
     for &(first, last) in blocks {
-        let joins = runs.last().is_some_and(|run| {
-            let (run_first, run_last) = (run[0].0, run[run.len() - 1].1);
-            run_last + 1 == first && last - run_first < BLOCK_MESSAGES_MAX as i64
-        });
         match runs.last_mut() {
-            Some(run) if joins => run.push((first, last)),
-            _ => runs.push(vec![(first, last)]),
+            Some(run) if run.1 + 1 == first && last - run.0 < BLOCK_MESSAGES_MAX as i64 => {
+                run.1 = last;
+                run.2 += 1;
+            }
+            _ => runs.push((first, last, 1)),
         }
     }
     runs
